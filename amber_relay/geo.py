@@ -1,0 +1,262 @@
+"""Pure geometry: alert areas, exact point matching, polygon validation.
+
+An :class:`Area` is the union of polygons (shapely, x = lon, y = lat) and circles
+(matched by haversine distance on a sphere of the Earth's mean radius). Boundaries
+count as inside. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import shapely
+from shapely.geometry import MultiPolygon, Polygon
+from shapely.geometry.base import BaseGeometry
+from shapely.ops import transform
+
+from .errors import Invalid
+from .model import Circle
+
+__all__ = [
+    "EARTH_RADIUS_KM",
+    "Area",
+    "circle_polygon",
+    "haversine_km",
+    "polygon_from_rings",
+]
+
+EARTH_RADIUS_KM = 6371.0088
+_KM_PER_DEG_LAT = math.pi * EARTH_RADIUS_KM / 180.0
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in km between two (lat, lon) points."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+
+
+def _haversine_many(lats: FloatArray, lons: FloatArray, c: Circle) -> FloatArray:
+    p1, p2 = math.radians(c.lat), np.radians(lats)
+    dp, dl = p2 - p1, np.radians(lons - c.lon)
+    a = np.sin(dp / 2) ** 2 + math.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    result: FloatArray = 2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, np.sqrt(a)))
+    return result
+
+
+def circle_bbox(c: Circle) -> tuple[float, float, float, float]:
+    """(min_lon, min_lat, max_lon, max_lat) enclosing the circle, with a small margin."""
+    dlat = c.radius_km / _KM_PER_DEG_LAT * 1.001 + 1e-9
+    coslat = math.cos(math.radians(min(89.9, abs(c.lat) + dlat)))
+    dlon = min(180.0, dlat / max(coslat, 1e-6))
+    return (
+        max(-180.0, c.lon - dlon),
+        max(-90.0, c.lat - dlat),
+        min(180.0, c.lon + dlon),
+        min(90.0, c.lat + dlat),
+    )
+
+
+def circle_polygon(c: Circle, segments: int = 72) -> Polygon:
+    """A polygon approximating the circle from outside (for coverage checks only).
+
+    Vertices are placed by the spherical destination formula at a radius enlarged so
+    the chords stay outside the true circle.
+    """
+    r = c.radius_km / math.cos(math.pi / segments) / EARTH_RADIUS_KM
+    lat1, lon1 = math.radians(c.lat), math.radians(c.lon)
+    pts = []
+    for i in range(segments):
+        brg = 2 * math.pi * i / segments
+        lat2 = math.asin(
+            math.sin(lat1) * math.cos(r) + math.cos(lat1) * math.sin(r) * math.cos(brg)
+        )
+        lon2 = lon1 + math.atan2(
+            math.sin(brg) * math.sin(r) * math.cos(lat1),
+            math.cos(r) - math.sin(lat1) * math.sin(lat2),
+        )
+        pts.append((math.degrees(lon2), math.degrees(lat2)))
+    return Polygon(pts)
+
+
+def polygon_from_rings(rings: Sequence[Sequence[Sequence[float]]], label: str) -> Polygon:
+    """A valid shapely polygon from GeoJSON rings ``[[[lon, lat], ...], ...]``.
+
+    Rings must have >= 4 positions, be closed and hold coordinates in range.
+    Self-intersecting rings are repaired (``make_valid``, structure method: the area
+    enclosed by the drawn rings is kept) rather than refused, because refusing an AMBER
+    alert over a drawing slip costs more than a slightly larger area; callers report
+    the repair back to the agency.
+
+    Raises:
+        Invalid: naming ``label`` (e.g. "area.geometry polygon 1 ring 0") and the defect.
+    """
+    if not rings:
+        raise Invalid(f"{label}: a polygon needs at least one ring", code="invalid_geometry")
+    checked: list[list[tuple[float, float]]] = []
+    for i, ring in enumerate(rings):
+        where = f"{label} ring {i}"
+        if len(ring) < 4:
+            raise Invalid(
+                f"{where}: {len(ring)} positions; a ring needs at least 4 (first = last)",
+                code="invalid_geometry",
+            )
+        pts: list[tuple[float, float]] = []
+        for j, pos in enumerate(ring):
+            if len(pos) < 2 or len(pos) > 3:
+                raise Invalid(
+                    f"{where} position {j}: expected [lon, lat], got {len(pos)} numbers",
+                    code="invalid_geometry",
+                )
+            lon, lat = float(pos[0]), float(pos[1])
+            if not (math.isfinite(lon) and math.isfinite(lat)):
+                raise Invalid(f"{where} position {j}: not a finite number", code="invalid_geometry")
+            if not -180.0 <= lon <= 180.0:
+                raise Invalid(
+                    f"{where} position {j}: longitude {lon} out of range [-180, 180]"
+                    " (GeoJSON order is [lon, lat])",
+                    code="coordinate_out_of_range",
+                )
+            if not -90.0 <= lat <= 90.0:
+                raise Invalid(
+                    f"{where} position {j}: latitude {lat} out of range [-90, 90]"
+                    " (GeoJSON order is [lon, lat])",
+                    code="coordinate_out_of_range",
+                )
+            pts.append((lon, lat))
+        if pts[0] != pts[-1]:
+            raise Invalid(
+                f"{where}: not closed: first position {list(pts[0])} differs from last"
+                f" {list(pts[-1])}",
+                code="invalid_geometry",
+            )
+        if len(set(pts)) < 3:
+            raise Invalid(f"{where}: fewer than 3 distinct positions", code="invalid_geometry")
+        checked.append(pts)
+    poly = Polygon(checked[0], checked[1:])
+    if poly.area == 0:
+        raise Invalid(f"{label}: encloses no area", code="invalid_geometry")
+    return poly
+
+
+def repair(geom: BaseGeometry) -> tuple[BaseGeometry, str | None]:
+    """``geom`` made valid, and the reason it was not (``None`` if it was)."""
+    if geom.is_valid:
+        return geom, None
+    reason = shapely.is_valid_reason(geom)
+    fixed = shapely.make_valid(geom, method="structure", keep_collapsed=False)
+    if fixed.geom_type == "GeometryCollection":
+        fixed = shapely.union_all(
+            [g for g in fixed.geoms if g.geom_type in ("Polygon", "MultiPolygon")]
+        )
+    return fixed, str(reason)
+
+
+def to_multipolygon_coords(geom: BaseGeometry | None) -> list[list[list[list[float]]]]:
+    """GeoJSON MultiPolygon coordinates of a polygonal geometry (empty list for none)."""
+    if geom is None or geom.is_empty:
+        return []
+    polys = [geom] if isinstance(geom, Polygon) else list(getattr(geom, "geoms", []))
+    out: list[list[list[list[float]]]] = []
+    for p in polys:
+        if not isinstance(p, Polygon) or p.is_empty:
+            continue
+        rings = [p.exterior, *p.interiors]
+        out.append([[[float(x), float(y)] for x, y in r.coords] for r in rings])
+    return out
+
+
+@dataclass(eq=False)
+class Area:
+    """A resolved alert area, ready for exact matching.
+
+    Built once per alert version; ``contains``/``contains_many`` are what decides who
+    gets a frame.
+    """
+
+    polygons: BaseGeometry | None
+    circles: tuple[Circle, ...] = ()
+    bbox: tuple[float, float, float, float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.polygons is not None and self.polygons.is_empty:
+            self.polygons = None
+        boxes = [circle_bbox(c) for c in self.circles]
+        if self.polygons is not None:
+            shapely.prepare(self.polygons)
+            b = self.polygons.bounds
+            boxes.append((b[0], b[1], b[2], b[3]))
+        if not boxes:
+            raise ValueError("an area needs polygons or circles")
+        self.bbox = (
+            min(b[0] for b in boxes),
+            min(b[1] for b in boxes),
+            max(b[2] for b in boxes),
+            max(b[3] for b in boxes),
+        )
+
+    @classmethod
+    def from_coords(
+        cls, polygons: list[list[list[list[float]]]], circles: Sequence[Circle]
+    ) -> Area:
+        """Rebuild from stored MultiPolygon coordinates (already validated)."""
+        geom = MultiPolygon([Polygon(p[0], p[1:]) for p in polygons]) if polygons else None
+        return cls(geom, tuple(circles))
+
+    def contains(self, lat: float, lon: float) -> bool:
+        """Whether the point is inside (or on the edge of) the area."""
+        for c in self.circles:
+            if haversine_km(c.lat, c.lon, lat, lon) <= c.radius_km:
+                return True
+        if self.polygons is not None:
+            return bool(shapely.intersects_xy(self.polygons, lon, lat))
+        return False
+
+    def contains_many(self, lats: FloatArray, lons: FloatArray) -> BoolArray:
+        """Vectorised :meth:`contains` over arrays of points."""
+        hit: BoolArray = np.zeros(lats.shape, dtype=bool)
+        for c in self.circles:
+            hit |= _haversine_many(lats, lons, c) <= c.radius_km
+        if self.polygons is not None:
+            rest = ~hit
+            if rest.any():
+                hit[rest] = shapely.intersects_xy(self.polygons, lons[rest], lats[rest])
+        return hit
+
+    def covers_box(self, min_lon: float, min_lat: float, max_lon: float, max_lat: float) -> bool:
+        """Whether the whole lon/lat box is inside the polygons (circles not considered)."""
+        if self.polygons is None:
+            return False
+        return bool(self.polygons.contains(shapely.box(min_lon, min_lat, max_lon, max_lat)))
+
+    def intersects_geometry(self, geom: BaseGeometry) -> bool:
+        """Whether the area touches ``geom`` (a county, for county-tagged clients).
+
+        Circles are tested in a local equidistant projection around their centre,
+        accurate to well under a kilometre at county scale.
+        """
+        if self.polygons is not None and self.polygons.intersects(geom):
+            return True
+        for c in self.circles:
+            if _circle_distance_km(c, geom) <= c.radius_km:
+                return True
+        return False
+
+
+def _circle_distance_km(c: Circle, geom: BaseGeometry) -> float:
+    kx = _KM_PER_DEG_LAT * math.cos(math.radians(c.lat))
+    ky = _KM_PER_DEG_LAT
+
+    def project(x: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
+        return (x - c.lon) * kx, (y - c.lat) * ky
+
+    local = transform(project, geom)
+    return float(local.distance(shapely.Point(0.0, 0.0)))

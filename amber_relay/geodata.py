@@ -1,0 +1,203 @@
+"""US county and state polygons shipped with the package, and what is built on them.
+
+The data (``amber_relay/data``, Census 2017 1:10m via us-atlas 3.0.1; provenance and
+defects in ``docs/geodata.md``) is read once, lazily, and cached for the process.
+SAME codes resolve to county polygons; agencies' jurisdictions are checked against
+state polygons.
+
+Defects handled here:
+
+- Falls Church, VA (51610) has no geometry at 1:10m: it resolves to Fairfax (51059),
+  which surrounds it.
+- Codes newer than the 2017 vintage (Connecticut planning regions 09110-09190, Alaska
+  02063/02066) resolve to a covering older area with a warning, never dropped.
+- SAME codes with a non-zero first digit (part of a county) resolve to the whole
+  county, with a warning: over-alerting a county beats missing part of it.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+
+import shapely
+from rtree import index as rtree_index
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
+
+from .errors import Forbidden, Invalid
+
+__all__ = [
+    "GeoData",
+    "load",
+]
+
+# Codes of the 2017 vintage's successors: new code -> code present in the data.
+_SUCCESSORS = {
+    "02063": "02261",  # Chugach Census Area, split from Valdez-Cordova in 2019
+    "02066": "02261",  # Copper River Census Area, same split
+    **{f"09{c}": "09" for c in ("110", "120", "130", "140", "150", "160", "170", "180", "190")},
+    "46113": "46102",  # Shannon County renamed Oglala Lakota (2015)
+    "02270": "02158",  # Wade Hampton renamed Kusilvak (2015)
+}
+_NULL_GEOMETRY_FALLBACK = {"51610": "51059"}  # Falls Church lies inside Fairfax
+
+# Jurisdiction tolerance: the 1:10m boundaries are off by hundreds of metres, so an
+# area may reach this far (degrees, ~2 km) past its states' outline and still pass.
+_BORDER_TOLERANCE_DEG = 0.02
+
+
+@dataclass(frozen=True)
+class GeoData:
+    """Counties (5-digit FIPS) and states (2-digit FIPS) as shapely geometries."""
+
+    counties: dict[str, BaseGeometry]
+    county_names: dict[str, str]
+    states: dict[str, BaseGeometry]
+    state_names: dict[str, str]
+
+    def county(self, fips5: str) -> BaseGeometry | None:
+        """A county's polygon, following renames and the null-geometry fallback."""
+        code = _NULL_GEOMETRY_FALLBACK.get(fips5, fips5)
+        code = _SUCCESSORS.get(code, code)
+        if len(code) == 2:
+            return self.states.get(code)
+        return self.counties.get(code)
+
+    def resolve_same(self, codes: Sequence[str]) -> tuple[list[BaseGeometry], list[str]]:
+        """Polygons for SAME codes (PSSCCC) and warnings about approximations.
+
+        Raises:
+            Invalid: a code names no known state or county; the message names it.
+        """
+        geoms: list[BaseGeometry] = []
+        warnings: list[str] = []
+        unknown: list[str] = []
+        for code in codes:
+            part, state, county = code[0], code[1:3], code[3:6]
+            if county == "000":
+                g = self.states.get(state)
+                if g is None:
+                    unknown.append(code)
+                else:
+                    geoms.append(g)
+                continue
+            fips = state + county
+            if part != "0":
+                warnings.append(
+                    f"SAME {code}: part {part} of county {fips}; alerting the whole county"
+                )
+            if fips in _SUCCESSORS and fips not in self.counties:
+                target = _SUCCESSORS[fips]
+                name = self.state_names.get(target) or self.county_names.get(target, target)
+                warnings.append(
+                    f"SAME {code}: county {fips} is newer than the shipped 2017 boundaries;"
+                    f" alerting {name} ({target}), which covers it"
+                )
+            g = self.county(fips)
+            if g is None:
+                unknown.append(code)
+            else:
+                geoms.append(g)
+        if unknown:
+            raise Invalid(
+                f"unknown SAME code(s) {', '.join(unknown)}: no such state or county"
+                " (format PSSCCC: 0 + 2-digit state FIPS + 3-digit county FIPS)",
+                code="unknown_same_code",
+            )
+        return geoms, warnings
+
+    @functools.cached_property
+    def _state_index(self) -> tuple[rtree_index.Index, list[str]]:
+        ids = sorted(self.states)
+        idx = rtree_index.Index()
+        for i, sid in enumerate(ids):
+            idx.insert(i, self.states[sid].bounds)
+        return idx, ids
+
+    @functools.cached_property
+    def _county_index(self) -> tuple[rtree_index.Index, list[str]]:
+        ids = sorted(self.counties)
+        idx = rtree_index.Index()
+        for i, cid in enumerate(ids):
+            idx.insert(i, self.counties[cid].bounds)
+        return idx, ids
+
+    def counties_intersecting(self, bbox: tuple[float, float, float, float]) -> list[str]:
+        """FIPS codes of counties whose bounding box meets ``bbox`` (candidates only)."""
+        idx, ids = self._county_index
+        return [ids[i] for i in idx.intersection(bbox)]
+
+    def states_touching(self, geom: BaseGeometry) -> list[str]:
+        """State FIPS codes whose polygon meets ``geom``."""
+        idx, ids = self._state_index
+        return sorted(
+            ids[i] for i in idx.intersection(geom.bounds) if self.states[ids[i]].intersects(geom)
+        )
+
+    def check_jurisdiction(
+        self,
+        parts: Iterable[tuple[str, BaseGeometry]],
+        same_codes: Sequence[str],
+        jurisdiction: Sequence[str],
+    ) -> None:
+        """Refuse an area reaching outside the agency's states.
+
+        ``parts`` are (label, geometry) pairs such as ("area.geometry polygon 1", ...);
+        circles are passed as polygons enclosing them. ``["US"]`` allows everything.
+
+        Raises:
+            Forbidden: naming the first offending part and the states it reaches into.
+        """
+        allowed = set(jurisdiction)
+        if "US" in allowed:
+            return
+        for code in same_codes:
+            if code[1:3] not in allowed:
+                name = self.state_names.get(code[1:3], code[1:3])
+                raise Forbidden(
+                    f"SAME {code} is in {name} ({code[1:3]}), outside this agency's"
+                    f" jurisdiction {sorted(allowed)}"
+                )
+        shapes = [self.states[s] for s in allowed if s in self.states]
+        region = shapely.union_all(shapes).buffer(_BORDER_TOLERANCE_DEG) if shapes else None
+        for label, geom in parts:
+            outside = geom if region is None else geom.difference(region)
+            if outside.is_empty:
+                continue
+            others = [s for s in self.states_touching(outside) if s not in allowed]
+            where = (
+                ", ".join(f"{self.state_names.get(s, s)} ({s})" for s in others)
+                or "outside any US state"
+            )
+            raise Forbidden(
+                f"{label} reaches into {where}, outside this agency's jurisdiction"
+                f" {sorted(allowed)}"
+            )
+
+
+def _read(name: str) -> tuple[dict[str, BaseGeometry], dict[str, str]]:
+    raw = resources.files("amber_relay").joinpath("data", name).read_bytes()
+    features = json.loads(gzip.decompress(raw))["features"]
+    geoms: dict[str, BaseGeometry] = {}
+    names: dict[str, str] = {}
+    for f in features:
+        names[f["id"]] = f["properties"]["name"]
+        if f["geometry"] is None:  # Falls Church: collapsed at 1:10m
+            continue
+        g = shape(f["geometry"])
+        shapely.prepare(g)
+        geoms[f["id"]] = g
+    return geoms, names
+
+
+@functools.cache
+def load() -> GeoData:
+    """The shipped geodata, read on first call (about a second) and cached."""
+    counties, county_names = _read("us-counties.geojson.gz")
+    states, state_names = _read("us-states.geojson.gz")
+    return GeoData(counties, county_names, states, state_names)

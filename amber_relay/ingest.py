@@ -1,0 +1,221 @@
+"""From an agency's bytes to a validated alert record (pure: no I/O, no clock reads).
+
+``parse_json`` turns a JSON body into :class:`~amber_relay.model.AlertIn`;
+:func:`validate` checks times, geometry, limits and jurisdiction and resolves the area
+(GeoJSON polygons, circles, SAME counties) into an :class:`~amber_relay.model.AlertRecord`
+of version 0; storage assigns the version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import msgspec
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from . import geo
+from .agencies import Agency
+from .errors import Invalid, Malformed
+from .geodata import GeoData
+from .model import AlertContent, AlertIn, AlertRecord, Info, MultiPolygonGeometry
+from .settings import Settings
+
+__all__ = ["Validated", "parse_json", "parse_time", "validate"]
+
+_json_decoder = msgspec.json.Decoder(AlertIn)
+
+
+@dataclass(frozen=True)
+class Validated:
+    """A checked alert (version 0) and the notes to report back to the agency."""
+
+    record: AlertRecord
+    warnings: list[str] = field(default_factory=list)
+
+
+def parse_json(body: bytes) -> AlertIn:
+    """Decode a JSON alert.
+
+    Raises:
+        Malformed: not UTF-8, not JSON, or nested too deeply.
+        Invalid: JSON of the wrong shape; the reason carries the JSON path.
+    """
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Malformed(
+            f"body is not valid UTF-8: byte 0x{body[exc.start]:02x} at offset {exc.start}",
+            code="bad_utf8",
+        ) from None
+    try:
+        return _json_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise Invalid(str(exc), code="schema") from None
+    except msgspec.DecodeError as exc:
+        raise Malformed(f"malformed JSON: {exc}", code="bad_json") from None
+    except RecursionError:
+        # The typed decoder stops at the first level that does not match the schema,
+        # so only bodies nested where the schema nests that deep get here.
+        raise Malformed("JSON nested too deeply", code="too_deep") from None
+
+
+def parse_time(value: str, label: str) -> float:
+    """Unix seconds of an RFC 3339 / CAP time that carries an offset.
+
+    Raises:
+        Invalid: unparsable, or without an offset.
+    """
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise Invalid(
+            f"{label}: {value!r} is not an RFC 3339 time (e.g. 2026-11-22T15:00:00-06:00)",
+            code="bad_time",
+        ) from None
+    if dt.tzinfo is None:
+        raise Invalid(f"{label}: {value!r} has no UTC offset (e.g. -06:00)", code="bad_time")
+    return dt.timestamp()
+
+
+def _vertex_count(coords: object) -> int:
+    if isinstance(coords, list) and coords and isinstance(coords[0], int | float):
+        return 1
+    if isinstance(coords, list):
+        return sum(_vertex_count(c) for c in coords)
+    return 0
+
+
+def _resolve_polygons(
+    alert: AlertIn, settings: Settings, warnings: list[str]
+) -> list[tuple[str, BaseGeometry]]:
+    geometry = alert.area.geometry
+    if geometry is None:
+        return []
+    n = _vertex_count(geometry.coordinates)
+    if n > settings.max_vertices:
+        raise Invalid(
+            f"area.geometry has {n} vertices; the limit is {settings.max_vertices}"
+            " (simplify the polygon, or use SAME county codes)",
+            code="too_many_vertices",
+        )
+    polys = (
+        geometry.coordinates
+        if isinstance(geometry, MultiPolygonGeometry)
+        else [geometry.coordinates]
+    )
+    if len(polys) > settings.max_polygons:
+        raise Invalid(
+            f"area.geometry has {len(polys)} polygons; the limit is {settings.max_polygons}",
+            code="too_many_polygons",
+        )
+    parts: list[tuple[str, BaseGeometry]] = []
+    for i, rings in enumerate(polys):
+        label = "area.geometry" if len(polys) == 1 else f"area.geometry polygon {i}"
+        poly = geo.polygon_from_rings(rings, label)
+        fixed, reason = geo.repair(poly)
+        if reason is not None:
+            warnings.append(
+                f"{label} was invalid ({reason}); repaired to the area its rings enclose"
+            )
+        parts.append((label, fixed))
+    return parts
+
+
+def validate(
+    alert: AlertIn,
+    agency: Agency,
+    geodata: GeoData,
+    settings: Settings,
+    *,
+    now: float,
+    alert_id: str | None = None,
+) -> Validated:
+    """Check an alert and resolve its area.
+
+    ``alert_id`` overrides ``identifier`` as the stable id (CAP ``incidents``).
+
+    Raises:
+        Invalid: times, geometry or limits wrong (422), naming the field.
+        Forbidden: the area reaches outside the agency's jurisdiction (403).
+    """
+    warnings: list[str] = []
+    expires_ts = parse_time(alert.expires, "expires")
+    if expires_ts <= now:
+        raise Invalid(f"expires {alert.expires} is in the past", code="expired")
+    if expires_ts > now + settings.max_expires_s:
+        raise Invalid(
+            f"expires {alert.expires} is more than {settings.max_expires_s // 3600} h ahead",
+            code="expires_too_far",
+        )
+    sent_ts = parse_time(alert.sent, "sent") if alert.sent else now
+    area = alert.area
+    if area.geometry is None and not area.circles and not area.same:
+        raise Invalid("area needs at least one of geometry, circles or same", code="empty_area")
+    if len(area.circles) > settings.max_circles:
+        raise Invalid(
+            f"area.circles has {len(area.circles)} circles; the limit is {settings.max_circles}",
+            code="too_many_circles",
+        )
+    if len(area.same) > settings.max_same_codes:
+        raise Invalid(
+            f"area.same has {len(area.same)} codes; the limit is {settings.max_same_codes}",
+            code="too_many_same_codes",
+        )
+    for i, c in enumerate(area.circles):
+        if c.radius_km > settings.max_radius_km:
+            raise Invalid(
+                f"area.circles[{i}].radius_km {c.radius_km} exceeds {settings.max_radius_km} km",
+                code="radius_too_large",
+            )
+    parts = _resolve_polygons(alert, settings, warnings)
+    same_geoms, same_warnings = geodata.resolve_same(area.same)
+    warnings.extend(same_warnings)
+    circle_parts = [
+        (f"area.circles[{i}]", geo.circle_polygon(c)) for i, c in enumerate(area.circles)
+    ]
+    geodata.check_jurisdiction([*parts, *circle_parts], area.same, agency.jurisdiction)
+    union = shapely.union_all([g for _, g in parts] + same_geoms) if parts or same_geoms else None
+    infos = [
+        Info(
+            language=alert.language,
+            headline=alert.headline,
+            description=alert.description,
+            instruction=alert.instruction,
+            short_text=alert.short_text,
+            long_text=alert.long_text,
+        ),
+        *alert.translations,
+    ]
+    aid = alert_id or alert.identifier
+    content = AlertContent(
+        id=aid,
+        version=0,
+        sent=alert.sent or datetime.fromtimestamp(now).astimezone().isoformat(),
+        expires=alert.expires,
+        event=alert.event,
+        sender_name=alert.sender_name,
+        area_description=area.description,
+        infos=infos,
+        children=alert.children,
+        suspects=alert.suspects,
+        vehicles=alert.vehicles,
+        last_seen=alert.last_seen,
+        contact=alert.contact,
+        links=alert.links,
+    )
+    record = AlertRecord(
+        id=aid,
+        version=0,
+        agency=agency.id,
+        status=alert.status,
+        expires_ts=expires_ts,
+        sent_ts=sent_ts,
+        polygons=geo.to_multipolygon_coords(union),
+        circles=list(area.circles),
+        same=list(area.same),
+        content=content,
+        pending_photos=alert.photos,
+    )
+    return Validated(record, warnings)

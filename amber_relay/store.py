@@ -1,0 +1,342 @@
+"""Redis layout and the atomic operations on it (the only module that knows key names).
+
+Keys (``P`` = ``settings.redis_prefix``)::
+
+    P sub:<idempotency key>      hash: the answer given to a submission (id, version, status)
+    P alert:<id>                 hash: latest (assigned version), applied, state, agency, cancelled
+    P alert:<id>:v<n>            bytes: Submission n (msgpack), every version kept
+    P active                     hash: id -> AlertRecord (msgpack) of each public active alert
+    P ended                      hash: id -> "cancelled" | "expired"
+    P expiries                   zset: id scored by expiry (unix seconds)
+    P events                     stream: {"e": Event (msgpack)} for broadcasters
+    P stats:<id>                 hash: "<version>:<figure>" -> count
+    P nonce:<digest>             string: a used signature (replay cache)
+    P cap:<sender>,<identifier>  string: the alert id a CAP message belongs to
+    P media:<sha256>             bytes: a stored photo; P media:<sha256>:type its MIME type
+
+Writes that must agree (assigning a version, applying one, expiring) are Lua scripts,
+so a crash between two commands cannot leave half an alert. Everything is in one Redis
+(one shard); the scripts are not Cluster-safe.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+import msgspec
+from redis.asyncio import Redis
+
+from .model import AlertRecord
+
+__all__ = ["Event", "Keys", "Store", "Submission"]
+
+
+class Submission(msgspec.Struct, frozen=True, kw_only=True):
+    """One version as received: an alert (new content) or a cancel."""
+
+    kind: Literal["alert", "cancel"]
+    agency: str
+    received_ts: float
+    record: AlertRecord | None = None
+    note: str | None = None
+    warnings: list[str] = []
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True):
+    """An entry of the events stream: publish a version, or clear an alert."""
+
+    kind: Literal["publish", "clear"]
+    id: str
+    version: int
+    reason: Literal["cancelled", "expired"] | None = None
+    record: AlertRecord | None = None
+
+
+_enc = msgspec.msgpack.Encoder()
+_sub_dec = msgspec.msgpack.Decoder(Submission)
+_rec_dec = msgspec.msgpack.Decoder(AlertRecord)
+_event_dec = msgspec.msgpack.Decoder(Event)
+
+
+class Keys:
+    """Key names under one prefix."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.active = prefix + "active"
+        self.ended = prefix + "ended"
+        self.expiries = prefix + "expiries"
+        self.events = prefix + "events"
+        self.queue = prefix + "queue"
+
+    def sub(self, key: str) -> str:
+        return f"{self.prefix}sub:{key}"
+
+    def alert(self, alert_id: str) -> str:
+        return f"{self.prefix}alert:{alert_id}"
+
+    def version(self, alert_id: str, version: int) -> str:
+        return f"{self.prefix}alert:{alert_id}:v{version}"
+
+    def stats(self, alert_id: str) -> str:
+        return f"{self.prefix}stats:{alert_id}"
+
+    def nonce(self, digest: str) -> str:
+        return f"{self.prefix}nonce:{digest}"
+
+    def cap(self, sender: str, identifier: str) -> str:
+        return f"{self.prefix}cap:{sender},{identifier}"
+
+    def media(self, sha256: str) -> str:
+        return f"{self.prefix}media:{sha256}"
+
+
+# Assign the next version to a submission, unless this exact submission was seen.
+# Returns {version, existing(0/1), state}; version -1 = refused (see state).
+_SUBMIT = """
+local sub, meta = KEYS[1], KEYS[2]
+local agency, kind, payload, vprefix, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local seen = redis.call('HGET', sub, 'version')
+if seen then
+  return {tonumber(seen), 1, redis.call('HGET', sub, 'status') or 'queued'}
+end
+local owner = redis.call('HGET', meta, 'agency')
+if owner and owner ~= agency then return {-1, 0, 'owned'} end
+if redis.call('HGET', meta, 'cancelled') == '1' then return {-1, 0, 'cancelled'} end
+if kind == 'cancel' and not owner then return {-1, 0, 'unknown'} end
+local v = redis.call('HINCRBY', meta, 'latest', 1)
+redis.call('HSET', meta, 'agency', agency)
+if kind == 'cancel' then redis.call('HSET', meta, 'cancelled', '1') end
+redis.call('SET', vprefix .. v, payload)
+redis.call('HSET', sub, 'version', v, 'status', 'queued')
+redis.call('EXPIRE', sub, ttl)
+return {v, 0, 'queued'}
+"""
+
+# Apply a version: publish (record given) or clear (reason given). Versions at or
+# below the applied one are ignored, so a replayed or reordered job changes nothing.
+_APPLY = """
+local meta, active, expiries, ended, stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local id, v, record, expires, reason, event, maxlen, state =
+  ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local applied = tonumber(redis.call('HGET', meta, 'applied') or '0')
+if applied >= v then return 0 end
+redis.call('HSET', meta, 'applied', v, 'state', state)
+if record ~= '' then
+  redis.call('HSET', active, id, record)
+  redis.call('ZADD', expiries, expires, id)
+  redis.call('HDEL', ended, id)
+elseif reason ~= '' then
+  redis.call('HDEL', active, id)
+  redis.call('ZREM', expiries, id)
+  redis.call('HSET', ended, id, reason)
+end
+if event ~= '' then
+  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', event)
+end
+return 1
+"""
+
+# Expire one alert if it is still due (an update may have moved its expiry).
+_EXPIRE = """
+local meta, active, expiries, ended, stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local id, now, event, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local score = redis.call('ZSCORE', expiries, id)
+if not score or tonumber(score) > now then return 0 end
+redis.call('ZREM', expiries, id)
+redis.call('HDEL', active, id)
+redis.call('HSET', ended, id, 'expired')
+redis.call('HSET', meta, 'state', 'expired')
+redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', event)
+return 1
+"""
+
+
+class Store:
+    """The alert store on one Redis connection pool.
+
+    Every method may raise ``redis.RedisError`` or ``OSError`` when Redis is
+    unreachable; callers map that to 503 (API) or a retry (worker).
+    """
+
+    def __init__(self, redis: Redis, prefix: str, *, retention_s: int, stream_maxlen: int) -> None:
+        self.redis = redis
+        self.keys = Keys(prefix)
+        self.retention_s = retention_s
+        self.stream_maxlen = stream_maxlen
+        self._submit = redis.register_script(_SUBMIT)
+        self._apply = redis.register_script(_APPLY)
+        self._expire = redis.register_script(_EXPIRE)
+
+    async def _hgetall(self, key: str) -> dict[bytes, bytes]:
+        result = self.redis.hgetall(key)
+        raw: dict[bytes, bytes] = await result if not isinstance(result, dict) else result
+        return raw
+
+    async def submit(
+        self, idem_key: str, alert_id: str, submission: Submission
+    ) -> tuple[int, bool, str]:
+        """Store a submission as the alert's next version, atomically.
+
+        Returns ``(version, existing, state)``: ``existing`` is true when this
+        idempotency key was seen before (the first answer is returned). A version of
+        -1 means refused; ``state`` says why: ``owned`` (another agency's id),
+        ``cancelled`` (the alert was cancelled), ``unknown`` (cancel of no alert).
+        """
+        k = self.keys
+        res = await self._submit(
+            keys=[k.sub(idem_key), k.alert(alert_id)],
+            args=[
+                submission.agency,
+                submission.kind,
+                _enc.encode(submission),
+                k.version(alert_id, 0)[:-1],
+                self.retention_s,
+            ],
+        )
+        version, existing, state = int(res[0]), bool(int(res[1])), _text(res[2])
+        return version, existing, state
+
+    async def load_submission(self, alert_id: str, version: int) -> Submission | None:
+        raw = await self.redis.get(self.keys.version(alert_id, version))
+        return None if raw is None else _sub_dec.decode(raw)
+
+    async def meta(self, alert_id: str) -> dict[str, str]:
+        raw = await self._hgetall(self.keys.alert(alert_id))
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+    async def apply(
+        self,
+        alert_id: str,
+        version: int,
+        *,
+        record: AlertRecord | None,
+        reason: Literal["cancelled"] | None,
+        public: bool,
+        state: str,
+    ) -> bool:
+        """Make ``version`` the applied one and tell broadcasters; false if superseded."""
+        k = self.keys
+        event = b""
+        if public:
+            event = _enc.encode(
+                Event(
+                    kind="publish" if record is not None else "clear",
+                    id=alert_id,
+                    version=version,
+                    reason=reason,
+                    record=record,
+                )
+            )
+        res = await self._apply(
+            keys=[k.alert(alert_id), k.active, k.expiries, k.ended, k.events],
+            args=[
+                alert_id,
+                version,
+                _enc.encode(record) if (record is not None and public) else b"",
+                record.expires_ts if record is not None else 0,
+                reason or "",
+                event,
+                self.stream_maxlen,
+                state,
+            ],
+        )
+        return bool(res)
+
+    async def due(self, now: float) -> list[str]:
+        """Ids of active alerts whose expiry has passed."""
+        ids = await self.redis.zrangebyscore(self.keys.expiries, "-inf", now)
+        return [_text(i) for i in ids]
+
+    async def expire(self, alert_id: str, now: float) -> bool:
+        """Expire one alert if still due; true if it was."""
+        k = self.keys
+        meta = await self.meta(alert_id)
+        version = int(meta.get("applied", "0"))
+        event = _enc.encode(Event(kind="clear", id=alert_id, version=version, reason="expired"))
+        res = await self._expire(
+            keys=[k.alert(alert_id), k.active, k.expiries, k.ended, k.events],
+            args=[alert_id, now, event, self.stream_maxlen],
+        )
+        return bool(res)
+
+    async def active(self) -> dict[str, AlertRecord]:
+        """Every public active alert, by id."""
+        raw = await self._hgetall(self.keys.active)
+        return {_text(k): _rec_dec.decode(v) for k, v in raw.items()}
+
+    async def ended(self) -> dict[str, str]:
+        raw = await self._hgetall(self.keys.ended)
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+    async def last_event_id(self) -> str:
+        """Id of the newest stream entry ("0-0" if none): where a reader starts."""
+        entries = await self.redis.xrevrange(self.keys.events, count=1)
+        return _text(entries[0][0]) if entries else "0-0"
+
+    async def read_events(
+        self, after: str, *, block_ms: int, count: int = 100
+    ) -> list[tuple[str, Event]]:
+        """Stream entries after ``after``, waiting up to ``block_ms`` for the first."""
+        res = await self.redis.xread({self.keys.events: after}, count=count, block=block_ms)
+        out: list[tuple[str, Event]] = []
+        for _stream, entries in res or []:
+            for entry_id, fields in entries:
+                out.append((_text(entry_id), _event_dec.decode(fields[b"e"])))
+        return out
+
+    async def add_stats(self, counts: dict[tuple[str, int, str], int]) -> None:
+        """Add counters (alert id, version, figure) -> n in one round trip."""
+        if not counts:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for (alert_id, version, figure), n in counts.items():
+                pipe.hincrby(self.keys.stats(alert_id), f"{version}:{figure}", n)
+            await pipe.execute()
+
+    async def stats(self, alert_id: str) -> dict[int, dict[str, int]]:
+        raw = await self._hgetall(self.keys.stats(alert_id))
+        out: dict[int, dict[str, int]] = {}
+        for k, v in raw.items():
+            version, _, figure = _text(k).partition(":")
+            out.setdefault(int(version), {})[figure] = int(v)
+        return out
+
+    async def use_nonce(self, digest: str, ttl_s: int) -> bool:
+        """Record a signature as used; false if it was used before."""
+        return bool(await self.redis.set(self.keys.nonce(digest), b"1", nx=True, ex=ttl_s))
+
+    async def forget_nonce(self, digest: str) -> None:
+        await self.redis.delete(self.keys.nonce(digest))
+
+    async def remember_cap(self, sender: str, identifier: str, alert_id: str) -> None:
+        """Remember which alert a CAP message belongs to, for later ``references``."""
+        await self.redis.set(self.keys.cap(sender, identifier), alert_id, ex=self.retention_s)
+
+    async def cap_alert_id(self, sender: str, identifier: str) -> str | None:
+        raw = await self.redis.get(self.keys.cap(sender, identifier))
+        return None if raw is None else _text(raw)
+
+    async def put_media(self, sha256: str, data: bytes, mime_type: str) -> None:
+        k = self.keys.media(sha256)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(k, data, ex=self.retention_s)
+            pipe.set(k + ":type", mime_type, ex=self.retention_s)
+            await pipe.execute()
+
+    async def get_media(self, sha256: str) -> tuple[bytes, str] | None:
+        k = self.keys.media(sha256)
+        data, mime = await self.redis.mget([k, k + ":type"])
+        if data is None or mime is None:
+            return None
+        return bytes(data), _text(mime)
+
+
+def _text(v: bytes | str) -> str:
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def now() -> float:
+    """Wall clock in unix seconds (the one place the store's callers read time)."""
+    return time.time()

@@ -1,0 +1,255 @@
+"""The broadcaster's state: active alerts, open sockets, and who was sent what.
+
+The hub decides every frame a socket gets: on publish (fan-out), on hello (resume),
+on move (late entry) and on clear (cancel, expiry, area change). It does no I/O of
+its own: ``Socket.send`` hands bytes to a transport and never waits, so one slow
+client cannot hold up the others.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from rtree import index as rtree_index
+
+from amber_relay import frames
+from amber_relay.geo import Area
+from amber_relay.geodata import GeoData
+from amber_relay.model import AlertRecord
+from amber_relay.store import Event
+
+from . import _wire
+from .index import Cell, SocketIndex
+
+__all__ = ["Hub", "Socket"]
+
+log = logging.getLogger("amber_relay.hub")
+
+ClearReason = Literal["cancelled", "expired", "area_changed"]
+StatKey = tuple[str, int, str]
+
+
+class Socket(Protocol):
+    """An open, hello'd client connection as the hub sees it."""
+
+    lat: float | None
+    lon: float | None
+    region: str | None
+    cell: Cell | None
+
+    def send(self, data: bytes) -> bool:
+        """Queue bytes on the transport without waiting; false if the socket is closed."""
+        ...
+
+
+@dataclass(eq=False)
+class _Active:
+    record: AlertRecord
+    area: Area
+    frame: bytes
+    regions: frozenset[str]
+    handle: int
+    got: set[Socket] = field(default_factory=set)
+    """Sockets that were sent (or had shown) the current version."""
+    inside_cells: dict[Cell, bool] = field(default_factory=dict)
+
+
+class Hub:
+    """Active alerts and sockets of one broadcaster process."""
+
+    def __init__(self, geodata: GeoData, *, cell_deg: float) -> None:
+        self.geodata = geodata
+        self.index: SocketIndex[Socket] = SocketIndex(cell_deg)
+        self.alerts: dict[str, _Active] = {}
+        self.ended: dict[str, ClearReason] = {}
+        self.stats: Counter[StatKey] = Counter()
+        self._rtree = rtree_index.Index()
+        self._handles = itertools.count(1)
+        self._clear_frames: dict[tuple[str, str], bytes] = {}
+        self.generation = 0
+        """Bumped on every change of the active set (ETag of the poll fallback)."""
+
+    # -- alerts ------------------------------------------------------------------
+
+    def apply(self, event: Event) -> None:
+        """Apply one stream event: publish a version, or clear an alert."""
+        if event.kind == "publish" and event.record is not None:
+            self.publish(event.record)
+        elif event.kind == "clear" and event.reason is not None:
+            current = self.alerts.get(event.id)
+            if current is None or current.record.version <= event.version:
+                self.clear(event.id, event.reason)
+
+    def sync(self, active: dict[str, AlertRecord], ended: dict[str, str]) -> None:
+        """Make the mirror equal a snapshot of the store (start, or after a lost stream)."""
+        for alert_id, reason in ended.items():
+            if reason in ("cancelled", "expired"):
+                self.ended[alert_id] = reason  # type: ignore[assignment]
+        for alert_id in [a for a in self.alerts if a not in active]:
+            reason = self.ended.get(alert_id, "expired")
+            self.clear(alert_id, "cancelled" if reason == "cancelled" else "expired")
+        for record in active.values():
+            self.publish(record)
+
+    def publish(self, record: AlertRecord) -> int:
+        """Make ``record`` the alert's current version and send it to every socket inside.
+
+        Sockets that had an older version and are outside the new area get ``clear``
+        (area_changed). Returns the number of sockets sent the interrupt. Versions not
+        newer than the current one are ignored.
+        """
+        old = self.alerts.get(record.id)
+        if old is not None and old.record.version >= record.version:
+            return 0
+        area = Area.from_coords(record.polygons, record.circles)
+        alert = _Active(
+            record=record,
+            area=area,
+            frame=_wire.frame_of(frames.Interrupt(alert=record.content)),
+            regions=frozenset(self._regions_touching(area)),
+            handle=next(self._handles),
+        )
+        if old is not None:
+            self._rtree.delete(old.handle, old.area.bbox)
+        self._rtree.insert(alert.handle, area.bbox, obj=record.id)
+        self.alerts[record.id] = alert
+        self.ended.pop(record.id, None)
+        self.generation += 1
+        matched = self.index.match(area, alert.regions, alert.inside_cells)
+        sent = self._send_all(matched, alert.frame)
+        alert.got.update(matched)
+        if old is not None:
+            left = old.got.difference(alert.got)
+            if left:
+                self._send_all(left, self._clear_frame(record.id, "area_changed"))
+        self._count(record, "matched", len(matched))
+        self._count(record, "delivered", sent)
+        return sent
+
+    def clear(self, alert_id: str, reason: ClearReason) -> int:
+        """End an alert: every socket sent it gets ``clear``. Returns that count."""
+        alert = self.alerts.pop(alert_id, None)
+        if reason != "area_changed":
+            self.ended[alert_id] = reason
+        if alert is None:
+            return 0
+        self._rtree.delete(alert.handle, alert.area.bbox)
+        self.generation += 1
+        return self._send_all(alert.got, self._clear_frame(alert_id, reason))
+
+    def _regions_touching(self, area: Area) -> list[str]:
+        return [
+            fips
+            for fips in self.geodata.counties_intersecting(area.bbox)
+            if area.intersects_geometry(self.geodata.counties[fips])
+        ]
+
+    def covering(
+        self, lat: float | None, lon: float | None, region: str | None
+    ) -> list[AlertRecord]:
+        """Active alerts covering a point or a county (the poll fallback's answer)."""
+        return [a.record for a in self._covering(lat, lon, region)]
+
+    def _covering(self, lat: float | None, lon: float | None, region: str | None) -> list[_Active]:
+        if region is not None:
+            geom = self.geodata.county(region)
+            if geom is None:
+                return []
+            ids = self._rtree.intersection(geom.bounds, objects="raw")
+            found = [self.alerts[str(i)] for i in ids]
+            return [a for a in found if region in a.regions]
+        if lat is None or lon is None:
+            return []
+        ids = self._rtree.intersection((lon, lat, lon, lat), objects="raw")
+        found = [self.alerts[str(i)] for i in ids]
+        return [a for a in found if a.area.contains(lat, lon)]
+
+    # -- sockets -----------------------------------------------------------------
+
+    def hello(
+        self, sock: Socket, seen: Iterable[tuple[str, int]], node: str, ping_s: float
+    ) -> None:
+        """Register a socket and send what it missed: welcome, interrupts, clears."""
+        shown = dict(seen)
+        self.index.add(sock)
+        covering = self._covering(sock.lat, sock.lon, sock.region)
+        due = [a for a in covering if shown.get(a.record.id, 0) < a.record.version]
+        sock.send(
+            _wire.frame_of(frames.Welcome(node=node, active=len(due), ping_interval_s=ping_s))
+        )
+        for a in due:
+            self._deliver(sock, a)
+        covered = {a.record.id for a in covering}
+        for alert_id, version in shown.items():
+            alert = self.alerts.get(alert_id)
+            if alert is not None:
+                if alert_id in covered:
+                    alert.got.add(sock)
+                elif version < alert.record.version:
+                    sock.send(self._clear_frame(alert_id, "area_changed"))
+                else:
+                    alert.got.add(sock)
+            elif alert_id in self.ended:
+                sock.send(self._clear_frame(alert_id, self.ended[alert_id]))
+
+    def moved(self, sock: Socket) -> None:
+        """Re-file a socket after its tag changed and send alerts it entered."""
+        self.index.add(sock)
+        for a in self._covering(sock.lat, sock.lon, sock.region):
+            if sock not in a.got:
+                self._deliver(sock, a)
+
+    def unfile(self, sock: Socket) -> None:
+        """Take a socket out of the index (before a move, or for good)."""
+        self.index.remove(sock)
+
+    def closed(self, sock: Socket) -> None:
+        """Forget a socket entirely."""
+        self.index.remove(sock)
+        for a in self.alerts.values():
+            a.got.discard(sock)
+
+    def ack(self, alert_id: str, version: int, event: str) -> None:
+        """Count a user's action on an alert (shown, dismissed, call, more)."""
+        self.stats[(alert_id, version, event)] += 1
+
+    def take_stats(self) -> Counter[StatKey]:
+        """Counters gathered since the last call (for flushing to Redis)."""
+        stats, self.stats = self.stats, Counter()
+        return stats
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _deliver(self, sock: Socket, a: _Active) -> None:
+        a.got.add(sock)
+        self._count(a.record, "matched", 1)
+        if sock.send(a.frame):
+            self._count(a.record, "delivered", 1)
+
+    def _count(self, record: AlertRecord, figure: str, n: int) -> None:
+        if n:
+            self.stats[(record.id, record.version, figure)] += n
+
+    def _clear_frame(self, alert_id: str, reason: ClearReason) -> bytes:
+        key = (alert_id, reason)
+        data = self._clear_frames.get(key)
+        if data is None:
+            data = _wire.frame_of(frames.Clear(id=alert_id, reason=reason))
+            if len(self._clear_frames) > 1024:
+                self._clear_frames.clear()
+            self._clear_frames[key] = data
+        return data
+
+    @staticmethod
+    def _send_all(socks: Iterable[Socket], data: bytes) -> int:
+        # The hot path: one pre-built frame handed to each transport, no awaits.
+        n = 0
+        for s in socks:
+            if s.send(data):
+                n += 1
+        return n

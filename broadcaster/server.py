@@ -1,0 +1,164 @@
+"""One serving process: the HTTP API and the stream server on one event loop.
+
+``serve`` binds both ports (SO_REUSEPORT, so several processes can share them), syncs
+the hub from Redis, follows the events stream, and optionally runs an arq worker in
+the same loop (``amber-relay run``). When ready it calls ``on_ready`` with the URLs.
+On SIGTERM/SIGINT it closes every socket with 1001 so clients reconnect elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import uvicorn
+from redis.asyncio import Redis
+
+from amber_relay import geodata
+from amber_relay.agencies import load_agencies
+from amber_relay.settings import Settings
+from amber_relay.store import Store
+from workers.queue import connect, enqueue_apply
+
+from .api import ApiContext, create_app
+from .feed import flush_stats, follow
+from .hub import Hub
+from .stream import StreamServer
+
+__all__ = ["Endpoints", "bind", "serve"]
+
+log = logging.getLogger("amber_relay.server")
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where a serving process listens."""
+
+    api_url: str
+    stream_url: str
+    node: str
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket with SO_REUSEPORT (processes share the port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if hasattr(socket, "SO_REUSEPORT"):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(4096)
+    sock.setblocking(False)
+    return sock
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def store_redis(url: str) -> Redis:
+    """The store's Redis client: commands time out so a hung Redis fails fast (503)."""
+    client: Redis = Redis.from_url(
+        url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=10
+    )
+    return client
+
+
+async def serve(
+    settings: Settings,
+    *,
+    redis_url: str,
+    with_worker: bool = False,
+    on_ready: Callable[[Endpoints], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None)."""
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    geo = await asyncio.to_thread(geodata.load)
+    agencies = load_agencies(settings.agencies_file)
+    redis = store_redis(redis_url)
+    arq = await connect(settings, redis_url)
+    store = Store(
+        redis,
+        settings.redis_prefix,
+        retention_s=settings.retention_s,
+        stream_maxlen=settings.stream_maxlen,
+    )
+    hub = Hub(geo, cell_deg=settings.grid_deg)
+    node = f"{socket.gethostname()}:{os.getpid()}"
+    stream = StreamServer(hub, settings, node=node)
+
+    async def enqueue(alert_id: str, version: int) -> None:
+        await enqueue_apply(arq, store.keys.queue, alert_id, version)
+
+    app = create_app(ApiContext(settings, store, agencies, geo, hub, enqueue, time.time))
+    api_sock = bind(settings.host, settings.port)
+    stream_sock = bind(settings.host, settings.stream_port)
+    synced = asyncio.Event()
+    tasks = [
+        asyncio.create_task(follow(store, hub, synced), name="feed"),
+        asyncio.create_task(flush_stats(store, hub, settings.stats_flush_s), name="stats"),
+    ]
+    worker = None
+    if with_worker:
+        from workers.runner import create_worker
+
+        worker_redis = await connect(settings, redis_url)
+        worker = create_worker(settings, worker_redis, handle_signals=False)
+        tasks.append(asyncio.create_task(worker.async_run(), name="worker"))
+    config = uvicorn.Config(
+        app,
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        ws="none",
+        timeout_graceful_shutdown=2,
+    )
+    http = uvicorn.Server(config)
+    http_task = asyncio.create_task(http.serve(sockets=[api_sock]), name="http")
+    stream_server = await loop.create_server(stream.protocol_factory, sock=stream_sock)
+    stream.start_sweeps()
+    try:
+        async with asyncio.timeout(30):
+            # Both sockets already listen (the kernel queues early connections), so
+            # being ready means the hub holds the active alerts.
+            await synced.wait()
+        api_port = api_sock.getsockname()[1]
+        stream_port = stream_sock.getsockname()[1]
+        endpoints = Endpoints(
+            api_url=f"http://{_url_host(settings.host)}:{api_port}",
+            stream_url=f"ws://{_url_host(settings.host)}:{stream_port}/v1/stream",
+            node=node,
+        )
+        if on_ready is not None:
+            on_ready(endpoints)
+        await stop.wait()
+    finally:
+        stream.stop_sweeps()
+        stream_server.close()
+        stream.close_all()
+        http.should_exit = True
+        for t in tasks:
+            t.cancel()
+        if worker is not None:
+            await worker.close()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(http_task, 5)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await redis.aclose()
+        await arq.aclose()

@@ -1,0 +1,304 @@
+"""The client stream server: WebSocket on ``/v1/stream``, one small object per socket.
+
+Each connection is an :class:`asyncio.Protocol` driving the ``websockets`` library's
+sans-I/O :class:`~websockets.server.ServerProtocol`: the library keeps the WebSocket
+rules (handshake, framing, UTF-8, close), this module moves bytes. There is no task
+per connection; timers are shared sweeps. Fan-out writes pre-built frames straight
+to the transport.
+
+Close codes sent to clients:
+
+- 1008 (policy violation): no hello within ``hello_timeout_s``; a second hello; a
+  frame before hello; a binary frame; a frame that is JSON but not a valid frame (the
+  reason names the JSON path); an unknown region.
+- 1007 (invalid data): not JSON; invalid UTF-8 (the library's own check).
+- 1009 (too big): a frame over ``max_frame_bytes``.
+- 1011 (internal error): a bug while handling the frame; logged.
+- slow clients: a socket whose write buffer passes ``write_limit_bytes`` is aborted
+  (TCP reset); a client that does not read cannot see a close frame anyway.
+- keepalive: a socket silent (no pong nor frame) for two ping sweeps is aborted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import cast
+
+import msgspec
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+from amber_relay import frames
+from amber_relay.settings import Settings
+
+from . import _wire
+from .hub import Hub
+from .index import Cell
+
+__all__ = ["StreamServer"]
+
+log = logging.getLogger("amber_relay.stream")
+
+PATH = "/v1/stream"
+_OPEN = State.OPEN
+
+
+class StreamServer:
+    """Shared state of the stream's connections: the hub, settings, the sweeps."""
+
+    def __init__(self, hub: Hub, settings: Settings, *, node: str) -> None:
+        self.hub = hub
+        self.settings = settings
+        self.node = node
+        self.connections: set[Connection] = set()
+        self.closed_slow = 0
+        self._sweep_handle: asyncio.TimerHandle | None = None
+
+    def protocol_factory(self) -> Connection:
+        return Connection(self)
+
+    def start_sweeps(self) -> None:
+        """Start the periodic keepalive/hello-timeout sweep on the running loop."""
+        loop = asyncio.get_running_loop()
+        interval = min(self.settings.hello_timeout_s, self.settings.ping_interval_s) / 2
+        self._sweep_interval = max(0.05, interval)
+        self._last_ping = time.monotonic()
+        self._sweep_handle = loop.call_later(self._sweep_interval, self._sweep)
+
+    def stop_sweeps(self) -> None:
+        if self._sweep_handle is not None:
+            self._sweep_handle.cancel()
+            self._sweep_handle = None
+
+    def _sweep(self) -> None:
+        # One timer for all sockets instead of one per socket: memory per connection
+        # is the budget that decides how many clients a process holds.
+        now = time.monotonic()
+        hello_deadline = now - self.settings.hello_timeout_s
+        ping_due = now - self._last_ping >= self.settings.ping_interval_s
+        silent_since = now - 2 * self.settings.ping_interval_s
+        for conn in list(self.connections):
+            if conn.hello_done:
+                if conn.last_rx < silent_since:
+                    conn.abort()
+                elif ping_due:
+                    conn.send(_wire.PING)
+            elif conn.opened_at < hello_deadline:
+                conn.close(1008, f"no hello within {self.settings.hello_timeout_s:g} s")
+        if ping_due:
+            self._last_ping = now
+        loop = asyncio.get_running_loop()
+        self._sweep_handle = loop.call_later(self._sweep_interval, self._sweep)
+
+    def close_all(self, code: int = 1001, reason: str = "server shutting down") -> None:
+        for conn in list(self.connections):
+            conn.close(code, reason)
+
+
+class Connection(asyncio.Protocol):
+    """One client socket."""
+
+    __slots__ = (
+        "cell",
+        "hello_done",
+        "last_move",
+        "last_rx",
+        "lat",
+        "lon",
+        "opened_at",
+        "pending_move",
+        "region",
+        "server",
+        "transport",
+        "ws",
+    )
+
+    def __init__(self, server: StreamServer) -> None:
+        self.server = server
+        self.ws = ServerProtocol(max_size=server.settings.max_frame_bytes)
+        self.transport: asyncio.Transport | None = None
+        self.lat: float | None = None
+        self.lon: float | None = None
+        self.region: str | None = None
+        self.cell: Cell | None = None
+        self.hello_done = False
+        self.opened_at = self.last_rx = time.monotonic()
+        self.last_move = 0.0
+        self.pending_move: asyncio.TimerHandle | None = None
+
+    # -- asyncio.Protocol --------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A TCP server's transport; uvloop's does not subclass asyncio.Transport.
+        self.transport = transport = cast(asyncio.Transport, transport)
+        transport.set_write_buffer_limits(high=self.server.settings.write_limit_bytes)
+        self.server.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_rx = time.monotonic()
+        ws = self.ws
+        ws.receive_data(data)
+        for event in ws.events_received():
+            if isinstance(event, Request):
+                self._handshake(event)
+            elif isinstance(event, Frame):
+                self._frame(event)
+        self._flush()
+
+    def eof_received(self) -> bool:
+        self.ws.receive_eof()
+        self._flush()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+        if self.pending_move is not None:
+            self.pending_move.cancel()
+            self.pending_move = None
+        if self.hello_done:
+            self.server.hub.closed(self)
+        self.transport = None
+
+    def pause_writing(self) -> None:
+        # The write buffer passed write_limit_bytes: this client is not reading fast
+        # enough. Dropping it keeps memory bounded and everyone else served.
+        self.server.closed_slow += 1
+        log.info(
+            "closing slow client: write buffer over %d bytes",
+            self.server.settings.write_limit_bytes,
+        )
+        self.abort()
+
+    # -- hub side ----------------------------------------------------------------
+
+    def send(self, data: bytes) -> bool:
+        """Queue a pre-built frame; false if the socket is not open."""
+        t = self.transport
+        if t is None or self.ws.state is not _OPEN:
+            return False
+        t.write(data)
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        """Send a close frame (reason cut to the 123 bytes allowed) and close the TCP stream."""
+        if self.transport is None:
+            return
+        if self.ws.state is _OPEN:
+            self.ws.send_close(code, reason.encode()[:123].decode(errors="ignore"))
+            self._flush()
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- handling ----------------------------------------------------------------
+
+    def _flush(self) -> None:
+        t = self.transport
+        if t is None:
+            return
+        for chunk in self.ws.data_to_send():
+            if chunk:
+                t.write(chunk)
+            else:
+                t.close()
+                return
+        if self.ws.close_expected():
+            t.close()
+
+    def _handshake(self, request: Request) -> None:
+        if request.path.split("?", 1)[0] != PATH:
+            response = self.ws.reject(404, f"no stream here; connect to {PATH}\n")
+        else:
+            response = self.ws.accept(request)
+        self.ws.send_response(response)
+        if response.status_code != 101:
+            self.ws.send_eof()
+        # Flush now: a hello in the same read must not overtake the 101 response.
+        self._flush()
+
+    def _frame(self, frame: Frame) -> None:
+        if frame.opcode is Opcode.TEXT:
+            try:
+                msg = frames.decode_client(cast(bytes, frame.data))
+            except msgspec.ValidationError as exc:
+                self.close(1008, f"invalid frame: {exc}")
+                return
+            except msgspec.DecodeError as exc:
+                self.close(1007, f"not JSON: {exc}")
+                return
+            try:
+                self._message(msg)
+            except Exception:  # one client's frame must never take down the server
+                log.exception("error handling a client frame")
+                self.close(1011, "internal error")
+        elif frame.opcode is Opcode.BINARY:
+            self.close(1008, "binary frames are not accepted; send JSON text frames")
+
+    def _message(self, msg: frames.ClientFrame) -> None:
+        hub = self.server.hub
+        if isinstance(msg, frames.Hello):
+            if self.hello_done:
+                self.close(1008, "hello already received; send move to change location")
+                return
+            if not self._tag(msg.lat, msg.lon, msg.region):
+                return
+            if len(msg.seen) > self.server.settings.max_seen:
+                self.close(1008, f"seen lists at most {self.server.settings.max_seen} alerts")
+                return
+            self.hello_done = True
+            hub.hello(self, msg.seen, self.server.node, self.server.settings.ping_interval_s)
+        elif not self.hello_done:
+            self.close(1008, "the first frame must be hello")
+        elif isinstance(msg, frames.Move):
+            self._move(msg)
+        else:
+            hub.ack(msg.id, msg.version, msg.event)
+
+    def _tag(self, lat: float | None, lon: float | None, region: str | None) -> bool:
+        if region is not None:
+            if lat is not None or lon is not None:
+                self.close(1008, "give either lat and lon, or region, not both")
+                return False
+            if region not in self.server.hub.geodata.counties and (
+                self.server.hub.geodata.county(region) is None
+            ):
+                self.close(1008, f"unknown region {region}: expected a 5-digit county FIPS code")
+                return False
+        elif lat is None or lon is None:
+            self.close(1008, "give lat and lon, or region")
+            return False
+        self.lat, self.lon, self.region = lat, lon, region
+        return True
+
+    def _move(self, msg: frames.Move) -> None:
+        # Coalesce: at most one move per interval is applied, and the latest position
+        # always wins, so a burst of moves cannot make a client miss the area it ends in.
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        wait = self.last_move + self.server.settings.move_min_interval_s - now
+        if self.pending_move is not None:
+            self.pending_move.cancel()
+            self.pending_move = None
+        if wait > 0:
+            self.pending_move = loop.call_later(wait, self._apply_move, msg)
+        else:
+            self._apply_move(msg)
+
+    def _apply_move(self, msg: frames.Move) -> None:
+        self.pending_move = None
+        if self.transport is None:
+            return
+        hub = self.server.hub
+        hub.unfile(self)
+        if not self._tag(msg.lat, msg.lon, msg.region):
+            return
+        self.last_move = asyncio.get_running_loop().time()
+        hub.moved(self)
+        self._flush()

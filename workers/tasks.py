@@ -1,0 +1,79 @@
+"""The worker's jobs: apply a submitted version, expire what is due.
+
+Jobs are idempotent: applying a version at or below the applied one changes nothing,
+and expiring checks the expiry again atomically, so arq's at-least-once execution
+(a job re-run after a worker died mid-way) never broadcasts twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import msgspec
+from arq import Retry
+from redis.exceptions import RedisError
+
+from amber_relay.store import Store
+
+from .photos import PhotoFetcher
+
+__all__ = ["apply", "expire_due"]
+
+log = logging.getLogger("amber_relay.worker")
+
+
+async def apply(ctx: dict[str, Any], alert_id: str, version: int) -> str:
+    """Apply version ``version`` of ``alert_id``: publish it, or clear a cancelled alert.
+
+    Returns a short outcome for arq's result log. Raises ``arq.Retry`` when Redis is
+    unreachable, so the job runs again.
+    """
+    store: Store = ctx["store"]
+    fetcher: PhotoFetcher = ctx["photos"]
+    try:
+        sub = await store.load_submission(alert_id, version)
+        if sub is None:
+            log.error("apply %s v%d: no such submission", alert_id, version)
+            return "missing"
+        if sub.kind == "cancel":
+            done = await store.apply(
+                alert_id, version, record=None, reason="cancelled", public=True, state="cancelled"
+            )
+            return "cancelled" if done else "superseded"
+        if sub.record is None:
+            return "missing"
+        record = sub.record
+        content = msgspec.structs.replace(record.content, version=version)
+        if record.pending_photos:
+            photos = await fetcher.resolve(record.pending_photos)
+            content = msgspec.structs.replace(content, photos=photos)
+        record = msgspec.structs.replace(
+            record, version=version, content=content, pending_photos=[]
+        )
+        public = record.status == "actual"
+        done = await store.apply(
+            alert_id,
+            version,
+            record=record,
+            reason=None,
+            public=public,
+            state="active" if public else f"stored ({record.status}, not public)",
+        )
+        return ("published" if public else "stored") if done else "superseded"
+    except (RedisError, OSError) as exc:
+        log.warning("apply %s v%d: redis unavailable (%r); retrying", alert_id, version, exc)
+        raise Retry(defer=1) from exc
+
+
+async def expire_due(ctx: dict[str, Any]) -> int:
+    """Expire every active alert whose time has come; returns how many."""
+    store: Store = ctx["store"]
+    now = time.time()
+    n = 0
+    for alert_id in await store.due(now):
+        if await store.expire(alert_id, now):
+            log.info("expired %s", alert_id)
+            n += 1
+    return n
