@@ -40,7 +40,7 @@ def load_agencies(path: str | Path | None) -> dict[str, Agency]:
         return {}
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise AmberError(f"agencies file {path}: {exc}", code="bad_agencies_file") from None
     table = data.get("agencies", {})
     if not isinstance(table, dict):
@@ -61,10 +61,11 @@ def load_agencies(path: str | Path | None) -> dict[str, Agency]:
         if (
             not isinstance(juris, list)
             or not juris
-            or not all(isinstance(j, str) and (j == "US" or _STATE.match(j)) for j in juris)
+            or not all(isinstance(j, str) and (j == "US" or _STATE.fullmatch(j)) for j in juris)
         ):
             raise AmberError(
-                f'{where}.jurisdiction must be a non-empty list of 2-digit state FIPS codes or ["US"]',
+                f"{where}.jurisdiction must be a non-empty list of 2-digit state FIPS"
+                ' codes or ["US"]',
                 code="bad_agencies_file",
             )
         name = entry.get("name")

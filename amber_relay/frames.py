@@ -38,6 +38,14 @@ ClearReason = Literal["cancelled", "expired", "area_changed"]
 AckEvent = Literal["shown", "dismissed", "call", "more"]
 
 
+def _check_position(lat: float | None, lon: float | None, region: str | None) -> None:
+    # msgspec turns a ValueError here into a ValidationError when decoding
+    if (lat is None) != (lon is None):
+        raise ValueError("lat and lon go together")
+    if lat is None and region is None:
+        raise ValueError("needs lat and lon, or region")
+
+
 class _Frame(Struct, frozen=True, tag_field="type", forbid_unknown_fields=True):
     pass
 
@@ -53,6 +61,9 @@ class Hello(_Frame, frozen=True, tag="hello"):
     region: Region | None = None
     seen: list[tuple[AlertId, Version]] = []
 
+    def __post_init__(self) -> None:
+        _check_position(self.lat, self.lon, self.region)
+
 
 class Move(_Frame, frozen=True, tag="move"):
     """The client's new position (or county); re-tags the socket."""
@@ -60,6 +71,9 @@ class Move(_Frame, frozen=True, tag="move"):
     lat: Lat | None = None
     lon: Lon | None = None
     region: Region | None = None
+
+    def __post_init__(self) -> None:
+        _check_position(self.lat, self.lon, self.region)
 
 
 class Ack(_Frame, frozen=True, tag="ack"):

@@ -170,6 +170,8 @@ class GeoData:
             if outside.is_empty:
                 continue
             others = [s for s in self.states_touching(outside) if s not in allowed]
+            if not others and region is not None and geom.intersects(region):
+                continue  # beyond the shoreline (or the border) but in no other US state
             where = (
                 ", ".join(f"{self.state_names.get(s, s)} ({s})" for s in others)
                 or "outside any US state"

@@ -105,6 +105,10 @@ def _resolve_polygons(
         if isinstance(geometry, MultiPolygonGeometry)
         else [geometry.coordinates]
     )
+    if not polys:
+        raise Invalid(
+            "area.geometry: a MultiPolygon needs at least one polygon", code="invalid_geometry"
+        )
     if len(polys) > settings.max_polygons:
         raise Invalid(
             f"area.geometry has {len(polys)} polygons; the limit is {settings.max_polygons}",

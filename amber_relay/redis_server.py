@@ -104,12 +104,15 @@ class RedisServer:
         ready = threading.Event()
 
         def read() -> None:
-            for raw in out:
-                line = raw.decode(errors="replace").rstrip()
-                if len(lines) < 200:
-                    lines.append(line)
-                if "Ready to accept connections" in line:
-                    ready.set()
+            # This thread owns the pipe and closes it at EOF (when the server exits);
+            # closing it from another thread would block on the reader's lock.
+            with out:
+                for raw in out:
+                    line = raw.decode(errors="replace").rstrip()
+                    if len(lines) < 200:
+                        lines.append(line)
+                    if "Ready to accept connections" in line:
+                        ready.set()
             ready.set()  # EOF: the process ended
 
         threading.Thread(target=read, daemon=True, name="redis-server-output").start()

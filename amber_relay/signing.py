@@ -54,7 +54,11 @@ def verify(
             )
         parts[key] = value
     t_raw, digest = parts.get("t"), parts.get("v1")
-    if t_raw is None or digest is None or not t_raw.isdigit():
+    if (
+        t_raw is None
+        or digest is None
+        or not (t_raw.isascii() and t_raw.isdigit() and len(t_raw) <= 12)
+    ):
         raise Unauthorized(
             "X-Amber-Signature must look like t=<unix seconds>,v1=<hex>",
             code="bad_signature_header",
@@ -67,7 +71,7 @@ def verify(
             code="stale_signature",
         )
     expected = sign(secret, t, method, path, body)
-    if not hmac.compare_digest(expected, digest.lower()):
+    if not hmac.compare_digest(expected.encode(), digest.lower().encode()):
         raise Unauthorized(
             f"signature does not match: expected HMAC-SHA256 of '{t}.{method.upper()}"
             f" {path}.' + body with this agency's secret",

@@ -38,8 +38,15 @@ async def follow(store: Store, hub: Hub, synced: asyncio.Event) -> None:
             failures = 0
             while True:
                 for entry_id, event in await store.read_events(last, block_ms=_BLOCK_MS):
-                    hub.apply(event)
                     last = entry_id
+                    try:
+                        hub.apply(event)
+                    except Exception:
+                        # A bug on one event must not stop this process from following
+                        # the stream (and everyone else's alerts).
+                        log.exception(
+                            "events stream: failed to apply %s v%d", event.id, event.version
+                        )
         except (RedisError, OSError) as exc:
             failures += 1
             delay = random.uniform(0, min(_BACKOFF_MAX_S, 0.1 * 2**failures))

@@ -85,10 +85,11 @@ async def serve(
 ) -> None:
     """Serve until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None)."""
     loop = asyncio.get_running_loop()
-    stop = stop or asyncio.Event()
-    with contextlib.suppress(NotImplementedError, RuntimeError):
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+    if stop is None:
+        stop = asyncio.Event()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
     geo = await asyncio.to_thread(geodata.load)
     agencies = load_agencies(settings.agencies_file)
     redis = store_redis(redis_url)
@@ -114,7 +115,7 @@ async def serve(
         asyncio.create_task(follow(store, hub, synced), name="feed"),
         asyncio.create_task(flush_stats(store, hub, settings.stats_flush_s), name="stats"),
     ]
-    worker = None
+    worker_redis = None
     if with_worker:
         from workers.runner import create_worker
 
@@ -153,12 +154,14 @@ async def serve(
         stream_server.close()
         stream.close_all()
         http.should_exit = True
+        # Cancelling the worker's task stops it between jobs or abandons the running
+        # one; arq re-runs an abandoned job once its in-progress key expires.
         for t in tasks:
             t.cancel()
-        if worker is not None:
-            await worker.close()
+        await asyncio.gather(*tasks, return_exceptions=True)
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(http_task, 5)
-        await asyncio.gather(*tasks, return_exceptions=True)
         await redis.aclose()
         await arq.aclose()
+        if worker_redis is not None:
+            await worker_redis.aclose()

@@ -36,5 +36,11 @@ async def enqueue_apply(redis: ArqRedis, queue: str, alert_id: str, version: int
         redis.RedisError or OSError: the job could not be queued.
     """
     await redis.enqueue_job(
-        "apply", alert_id, version, _job_id=f"apply:{alert_id}:{version}", _queue_name=queue
+        "apply",
+        alert_id,
+        version,
+        # arq's job keys are global (arq:job:<id>), so the id carries the queue name:
+        # deployments sharing a Redis must not mistake each other's jobs for their own.
+        _job_id=f"{queue}:apply:{alert_id}:{version}",
+        _queue_name=queue,
     )

@@ -1,0 +1,104 @@
+"""Fixtures: a private redis-server per test run, settings per test, the system in-loop."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from amber_relay.redis_server import RedisServer
+from amber_relay.settings import Settings
+from broadcaster.server import Endpoints, serve
+from tests.support import Agency, seconds
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A private redis-server on a free port for the whole run (never the machine's own)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"), appendonly=False)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def agency() -> Agency:
+    return Agency("txdps", secrets.token_hex(16))
+
+
+@pytest.fixture
+def other_agency() -> Agency:
+    return Agency("okdps", secrets.token_hex(16))
+
+
+@pytest.fixture
+def agencies_file(tmp_path: Path, agency: Agency, other_agency: Agency) -> Path:
+    path = tmp_path / "agencies.toml"
+    path.write_text(
+        f'[agencies.{agency.id}]\nsecret = "{agency.secret}"\njurisdiction = ["48"]\n'
+        f'[agencies.{other_agency.id}]\nsecret = "{other_agency.secret}"\njurisdiction = ["40"]\n'
+        f'[agencies.ncmec]\nsecret = "{agency.secret}"\njurisdiction = ["US"]\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture
+def settings(redis_server: RedisServer, agencies_file: Path) -> Settings:
+    """Settings on the private Redis, under a key prefix of this test's own."""
+    return Settings(
+        redis_url=redis_server.url,
+        redis_prefix=f"test-{uuid.uuid4().hex[:12]}:",
+        agencies_file=str(agencies_file),
+        port=0,
+        stream_port=0,
+        stats_flush_s=0.05,
+    )
+
+
+@dataclass
+class System:
+    """A running API + stream server + worker in the test's event loop."""
+
+    settings: Settings
+    endpoints: Endpoints
+    http: httpx.AsyncClient
+
+    @property
+    def stream_url(self) -> str:
+        return self.endpoints.stream_url
+
+
+@pytest_asyncio.fixture
+async def system(settings: Settings) -> AsyncIterator[System]:
+    """The whole system (API, stream, worker) served in-loop on ports chosen by the OS."""
+    stop = asyncio.Event()
+    ready: asyncio.Future[Endpoints] = asyncio.get_running_loop().create_future()
+    assert settings.redis_url is not None
+    task = asyncio.create_task(
+        serve(
+            settings,
+            redis_url=settings.redis_url,
+            with_worker=True,
+            stop=stop,
+            on_ready=ready.set_result,
+        )
+    )
+    waiters: set[asyncio.Future[object]] = {task, ready}  # type: ignore[arg-type]
+    async with asyncio.timeout(seconds(30)):
+        done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()  # raises the startup error
+    endpoints = ready.result()
+    async with httpx.AsyncClient(base_url=endpoints.api_url, timeout=seconds(10)) as http:
+        yield System(settings, endpoints, http)
+    stop.set()
+    async with asyncio.timeout(seconds(30)):
+        await task
