@@ -307,15 +307,26 @@ class _Api:
                 code="bad_query",
             )
         hub = self.ctx.hub
-        etag = f'W/"{hub.generation}-{hash((lat, lon, region)) & 0xFFFFFFFF:x}"'
+        etag = f'W/"{hub.generation}-{hash((lat, lon, region, q.get("seen"))) & 0xFFFFFFFF:x}"'
         headers = {
             "Cache-Control": f"public, max-age={self.s.poll_max_age_s}",
             "ETag": etag,
         }
         if request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers=headers)
-        alerts = hub.covering(lat, lon, region)
-        return _json({"alerts": [msgspec.to_builtins(a.content) for a in alerts]}, headers=headers)
+        seen = _parse_seen(q.get("seen", ""))
+        if seen is None:
+            return problem(
+                400, "Bad Request", "seen must look like id:version,id:version", code="bad_query"
+            )
+        answer = hub.answer(lat, lon, region, seen)
+        return _json(
+            {
+                "alerts": [msgspec.to_builtins(a.content) for a in answer.alerts],
+                "clears": [{"id": i, "reason": r} for i, r in answer.clears],
+            },
+            headers=headers,
+        )
 
     async def media(self, request: Request) -> Response:
         sha = request.path_params["sha256"]
@@ -354,6 +365,16 @@ class _Api:
         except (RedisError, OSError) as exc:
             return problem(503, "Unhealthy", f"redis: {exc}", code="redis_down")
         return _json({"ok": True, "active": len(self.ctx.hub.alerts)})
+
+
+def _parse_seen(raw: str) -> list[tuple[str, int]] | None:
+    out: list[tuple[str, int]] = []
+    for item in filter(None, raw.split(",")):
+        alert_id, sep, version = item.rpartition(":")
+        if not sep or not alert_id or not version.isdigit():
+            return None
+        out.append((alert_id, int(version)))
+    return out
 
 
 def create_app(ctx: ApiContext) -> Starlette:

@@ -26,12 +26,20 @@ from amber_relay.store import Event
 from . import _wire
 from .index import Cell, SocketIndex
 
-__all__ = ["Hub", "Socket"]
+__all__ = ["Answer", "Hub", "Socket"]
 
 log = logging.getLogger("amber_relay.hub")
 
 ClearReason = Literal["cancelled", "expired", "area_changed"]
 StatKey = tuple[str, int, str]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The alerts to show and the alerts to take down, for one place and seen list."""
+
+    alerts: list[AlertRecord]
+    clears: list[tuple[str, ClearReason]]
 
 
 class Socket(Protocol):
@@ -149,11 +157,32 @@ class Hub:
             if area.intersects_geometry(self.geodata.counties[fips])
         ]
 
-    def covering(
-        self, lat: float | None, lon: float | None, region: str | None
-    ) -> list[AlertRecord]:
-        """Active alerts covering a point or a county (the poll fallback's answer)."""
-        return [a.record for a in self._covering(lat, lon, region)]
+    def answer(
+        self,
+        lat: float | None,
+        lon: float | None,
+        region: str | None,
+        seen: Iterable[tuple[str, int]],
+    ) -> Answer:
+        """What a client at this place that has shown ``seen`` should get now.
+
+        The same rule as a hello: every covering alert not shown at its current
+        version, and a clear for each shown alert that has ended (or whose newer
+        version no longer covers the place).
+        """
+        shown = dict(seen)
+        covering = self._covering(lat, lon, region)
+        alerts = [a.record for a in covering if shown.get(a.record.id, 0) < a.record.version]
+        covered = {a.record.id for a in covering}
+        clears: list[tuple[str, ClearReason]] = []
+        for alert_id, version in shown.items():
+            alert = self.alerts.get(alert_id)
+            if alert is not None:
+                if alert_id not in covered and version < alert.record.version:
+                    clears.append((alert_id, "area_changed"))
+            elif alert_id in self.ended:
+                clears.append((alert_id, self.ended[alert_id]))
+        return Answer(alerts, clears)
 
     def _covering(self, lat: float | None, lon: float | None, region: str | None) -> list[_Active]:
         if region is not None:
@@ -175,27 +204,21 @@ class Hub:
         self, sock: Socket, seen: Iterable[tuple[str, int]], node: str, ping_s: float
     ) -> None:
         """Register a socket and send what it missed: welcome, interrupts, clears."""
-        shown = dict(seen)
+        shown = list(seen)
         self.index.add(sock)
-        covering = self._covering(sock.lat, sock.lon, sock.region)
-        due = [a for a in covering if shown.get(a.record.id, 0) < a.record.version]
-        sock.send(
-            _wire.frame_of(frames.Welcome(node=node, active=len(due), ping_interval_s=ping_s))
-        )
-        for a in due:
-            self._deliver(sock, a)
-        covered = {a.record.id for a in covering}
-        for alert_id, version in shown.items():
+        answer = self.answer(sock.lat, sock.lon, sock.region, shown)
+        welcome = frames.Welcome(node=node, active=len(answer.alerts), ping_interval_s=ping_s)
+        sock.send(_wire.frame_of(welcome))
+        for record in answer.alerts:
+            self._deliver(sock, self.alerts[record.id])
+        for alert_id, reason in answer.clears:
+            sock.send(self._clear_frame(alert_id, reason))
+        # Alerts the client still shows must reach it with their cancel or update.
+        cleared = {alert_id for alert_id, _ in answer.clears}
+        for alert_id, _ in shown:
             alert = self.alerts.get(alert_id)
-            if alert is not None:
-                if alert_id in covered:
-                    alert.got.add(sock)
-                elif version < alert.record.version:
-                    sock.send(self._clear_frame(alert_id, "area_changed"))
-                else:
-                    alert.got.add(sock)
-            elif alert_id in self.ended:
-                sock.send(self._clear_frame(alert_id, self.ended[alert_id]))
+            if alert is not None and alert_id not in cleared:
+                alert.got.add(sock)
 
     def moved(self, sock: Socket) -> None:
         """Re-file a socket after its tag changed and send alerts it entered."""
