@@ -127,6 +127,26 @@ def _resolve_polygons(
     return parts
 
 
+def _check_photos(alert: AlertIn, settings: Settings) -> None:
+    if len(alert.photos) > settings.photo_max_count:
+        raise Invalid(
+            f"photos has {len(alert.photos)} entries; the limit is {settings.photo_max_count}",
+            code="too_many_photos",
+        )
+    for i, photo in enumerate(alert.photos):
+        if (photo.url is None) == (photo.data is None):
+            raise Invalid(f"photos[{i}]: give exactly one of url or data", code="bad_photo")
+    for kind, people in (("children", alert.children), ("suspects", alert.suspects)):
+        for j, person in enumerate(people):
+            for k in person.photos:
+                if k >= len(alert.photos):
+                    raise Invalid(
+                        f"{kind}[{j}].photos: index {k} but the alert has"
+                        f" {len(alert.photos)} photo(s)",
+                        code="bad_photo",
+                    )
+
+
 def validate(
     alert: AlertIn,
     agency: Agency,
@@ -173,6 +193,7 @@ def validate(
                 f"area.circles[{i}].radius_km {c.radius_km} exceeds {settings.max_radius_km} km",
                 code="radius_too_large",
             )
+    _check_photos(alert, settings)
     parts = _resolve_polygons(alert, settings, warnings)
     same_geoms, same_warnings = geodata.resolve_same(area.same)
     warnings.extend(same_warnings)

@@ -56,9 +56,11 @@ class Settings:
 
     # Photos
     photo_max_bytes: int = 5 * 1024 * 1024
-    photo_fetch_timeout_s: float = 10.0
+    photo_fetch_timeout_s: float = 5.0
     photo_max_count: int = 8
     photo_max_pixels: int = 4096 * 4096
+    photo_allow_private_hosts: bool = False
+    """Let the worker fetch photos from private/loopback addresses (tests, closed networks)."""
 
     # Worker
     worker_poll_delay_s: float = 0.005

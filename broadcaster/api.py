@@ -176,6 +176,12 @@ class _Api:
 
     async def _post_cap(self, agency: Agency, body: bytes) -> Response:
         msg = cap.parse_cap(body, max_vertices=self.s.max_vertices)
+        if msg.scope.lower() != "public":
+            raise Invalid(
+                f"CAP scope {msg.scope} is not accepted: this hook publishes to the public"
+                " (send scope Public)",
+                code="cap_scope",
+            )
         alert_id = await self._cap_alert_id(msg)
         warnings = list(msg.warnings)
         if msg.msg_type == "cancel":

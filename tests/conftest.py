@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -76,9 +77,9 @@ class System:
         return self.endpoints.stream_url
 
 
-@pytest_asyncio.fixture
-async def system(settings: Settings) -> AsyncIterator[System]:
-    """The whole system (API, stream, worker) served in-loop on ports chosen by the OS."""
+@contextlib.asynccontextmanager
+async def running_system(settings: Settings) -> AsyncIterator[System]:
+    """Serve API + stream + worker in this event loop until the block exits."""
     stop = asyncio.Event()
     ready: asyncio.Future[Endpoints] = asyncio.get_running_loop().create_future()
     assert settings.redis_url is not None
@@ -97,8 +98,17 @@ async def system(settings: Settings) -> AsyncIterator[System]:
     if task in done:
         task.result()  # raises the startup error
     endpoints = ready.result()
-    async with httpx.AsyncClient(base_url=endpoints.api_url, timeout=seconds(10)) as http:
-        yield System(settings, endpoints, http)
-    stop.set()
-    async with asyncio.timeout(seconds(30)):
-        await task
+    try:
+        async with httpx.AsyncClient(base_url=endpoints.api_url, timeout=seconds(10)) as http:
+            yield System(settings, endpoints, http)
+    finally:
+        stop.set()
+        async with asyncio.timeout(seconds(30)):
+            await task
+
+
+@pytest_asyncio.fixture
+async def system(settings: Settings) -> AsyncIterator[System]:
+    """The whole system (API, stream, worker) served in-loop on ports chosen by the OS."""
+    async with running_system(settings) as running:
+        yield running
