@@ -163,7 +163,9 @@ class ServerProcess:
     """``amber-relay <command>`` as a child process; ``ready`` is its JSON ready line."""
 
     def __init__(self, args: Sequence[str], env: dict[str, str]) -> None:
-        full_env = {**os.environ, **env}
+        # The developer's own AMBER_* settings must not leak into a test's process.
+        base = {k: v for k, v in os.environ.items() if not k.startswith("AMBER_")}
+        full_env = {**base, **env}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "amber_relay.cli", *args],
             stdout=subprocess.PIPE,
@@ -179,12 +181,13 @@ class ServerProcess:
 
     def _read(self) -> None:
         assert self.proc.stdout is not None  # stdout=PIPE
-        for raw in self.proc.stdout:
-            line = raw.decode(errors="replace").rstrip()
-            self.lines.append(line)
-            if line.startswith('{"event": "ready"'):
-                self.ready = json.loads(line)
-                self._ready.set()
+        with self.proc.stdout:  # closed here, at EOF, by the thread that reads it
+            for raw in self.proc.stdout:
+                line = raw.decode(errors="replace").rstrip()
+                self.lines.append(line)
+                if line.startswith('{"event": "ready"'):
+                    self.ready = json.loads(line)
+                    self._ready.set()
         self._ready.set()
 
     async def wait_ready(self, timeout_s: float = 60.0) -> dict[str, Any]:
