@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -173,19 +175,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings.redis_url is None:
         raise AmberError("worker needs AMBER_REDIS_URL", code="no_redis_url")
-    from workers.queue import connect
-    from workers.runner import create_worker
+    from workers.runner import run_worker
 
     _loop_policy()
+    redis_url = settings.redis_url
 
     async def main() -> None:
-        assert settings.redis_url is not None  # checked above
-        redis = await connect(settings, settings.redis_url)
-        worker = create_worker(settings, redis, handle_signals=True)
-        try:
-            await worker.async_run()
-        finally:
-            await worker.close()
+        task = asyncio.create_task(run_worker(settings, redis_url))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     asyncio.run(main())
     return 0

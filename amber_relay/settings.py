@@ -38,7 +38,8 @@ class Settings:
     stream_port: int = 8001
     """WebSocket port serving ``/v1/stream``."""
     public_base_url: str | None = None
-    """Base URL clients use to reach the API (photo links); defaults to http://host:port."""
+    """Public base URL of the API (the load balancer), for absolute photo links;
+    ``None`` gives links relative to the API (``/media/<sha256>``)."""
     processes: int = 1
     """Broadcaster processes sharing the ports with SO_REUSEPORT (``serve --processes``)."""
 
@@ -113,14 +114,6 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
-
-    @property
-    def api_base_url(self) -> str:
-        """Where the HTTP API is reached by clients."""
-        if self.public_base_url:
-            return self.public_base_url.rstrip("/")
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
-        return f"http://{host}:{self.port}"
 
 
 def _cast(key: str, raw: str, type_name: str) -> Any:

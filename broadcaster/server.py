@@ -75,6 +75,21 @@ def store_redis(url: str) -> Redis:
     return client
 
 
+async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    # A cancellation that lands while redis-py is mid-read can be absorbed once (seen
+    # with arq's poll loop after a Redis restart), so cancel again until each task ends.
+    pending = set(tasks)
+    for _ in range(10):
+        for t in pending:
+            t.cancel()
+        _, pending = await asyncio.wait(pending, timeout=1)
+        if not pending:
+            break
+    for t in tasks:
+        if t.done() and not t.cancelled() and t.exception() is not None:
+            log.error("task %s ended with %r", t.get_name(), t.exception())
+
+
 async def serve(
     settings: Settings,
     *,
@@ -115,13 +130,10 @@ async def serve(
         asyncio.create_task(follow(store, hub, synced), name="feed"),
         asyncio.create_task(flush_stats(store, hub, settings.stats_flush_s), name="stats"),
     ]
-    worker_redis = None
     if with_worker:
-        from workers.runner import create_worker
+        from workers.runner import run_worker
 
-        worker_redis = await connect(settings, redis_url)
-        worker = create_worker(settings, worker_redis, handle_signals=False)
-        tasks.append(asyncio.create_task(worker.async_run(), name="worker"))
+        tasks.append(asyncio.create_task(run_worker(settings, redis_url), name="worker"))
     config = uvicorn.Config(
         app,
         lifespan="off",
@@ -156,12 +168,8 @@ async def serve(
         http.should_exit = True
         # Cancelling the worker's task stops it between jobs or abandons the running
         # one; arq re-runs an abandoned job once its in-progress key expires.
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await _cancel_all(tasks)
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(http_task, 5)
         await redis.aclose()
         await arq.aclose()
-        if worker_redis is not None:
-            await worker_redis.aclose()

@@ -103,8 +103,13 @@ async def running_system(settings: Settings) -> AsyncIterator[System]:
             yield System(settings, endpoints, http)
     finally:
         stop.set()
-        async with asyncio.timeout(seconds(30)):
-            await task
+        try:
+            async with asyncio.timeout(seconds(30)):
+                await task
+        except TimeoutError:
+            for t in asyncio.all_tasks():  # say what shutdown is stuck on
+                t.print_stack(limit=8)
+            raise
 
 
 @pytest_asyncio.fixture

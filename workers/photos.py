@@ -111,6 +111,9 @@ class PhotoFetcher:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
+        # The worker does not know which API replica a client talks to: links are
+        # relative to the API unless a public base URL (the load balancer) is set.
+        self._base = (settings.public_base_url or "").rstrip("/")
 
     async def resolve(self, photos: list[PhotoIn]) -> list[Photo]:
         """Stored photos, in the submitted order, for those that passed every check.
@@ -134,14 +137,17 @@ class PhotoFetcher:
             log.warning("photo %d left out: %s", index, exc.reason)
             return None
         except TimeoutError:
-            log.warning("photo %d left out: not fetched within %g s", index,
-                        self.settings.photo_fetch_timeout_s)
+            log.warning(
+                "photo %d left out: not fetched within %g s",
+                index,
+                self.settings.photo_fetch_timeout_s,
+            )
             return None
         sha = hashlib.sha256(data).hexdigest()
         await self.store.put_media(sha, data, mime)
         return Photo(
             sha256=sha,
-            url=f"{self.settings.api_base_url}/media/{sha}",
+            url=f"{self._base}/media/{sha}",
             mime_type=mime,
             width=width,
             height=height,
@@ -179,4 +185,3 @@ class PhotoFetcher:
         except httpx.HTTPError as exc:
             raise PhotoError(f"GET {photo.url} failed: {exc!r}") from None
         return b"".join(chunks)
-

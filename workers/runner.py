@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import random
 from typing import Any
 
 from arq import cron, func
 from arq.connections import ArqRedis
 from arq.worker import Worker
+from redis.exceptions import RedisError
 
 from amber_relay.settings import Settings
 from amber_relay.store import Store
 
 from . import _serial
 from .photos import PhotoFetcher
+from .queue import connect
 from .tasks import apply, expire_due
 
-__all__ = ["create_worker"]
+__all__ = ["create_worker", "run_worker"]
+
+log = logging.getLogger("amber_relay.worker")
 
 
 def create_worker(
@@ -51,3 +58,33 @@ def create_worker(
         job_deserializer=_serial.deserialize,
         health_check_key=settings.redis_prefix + "worker:health",
     )
+
+
+async def run_worker(settings: Settings, redis_url: str) -> None:
+    """Run a worker until cancelled, starting it again after any Redis failure.
+
+    arq's own loop ends on a lost Redis connection; an alerting worker must not stay
+    down after a Redis restart, so it is rebuilt with full-jitter backoff (cap 5 s).
+    Cancellation stops it; a job cut short is re-run by arq once its lock expires.
+    """
+    failures = 0
+    while True:
+        try:
+            redis = await connect(settings, redis_url)
+        except (RedisError, OSError) as exc:
+            failures += 1
+            delay = random.uniform(0, min(5.0, 0.1 * 2**failures))
+            log.warning("worker: redis unavailable (%r); retrying in %.2f s", exc, delay)
+            await asyncio.sleep(delay)
+            continue
+        worker = create_worker(settings, redis, handle_signals=False)
+        try:
+            await worker.async_run()
+            return
+        except (RedisError, OSError) as exc:
+            failures += 1
+            delay = random.uniform(0, min(5.0, 0.1 * 2**failures))
+            log.warning("worker: lost redis (%r); restarting in %.2f s", exc, delay)
+            await asyncio.sleep(delay)
+        finally:
+            await redis.aclose()

@@ -86,12 +86,3 @@ def test_settings_is_frozen() -> None:
     t = s.replace(port=1)
     assert t.port == 1 and s.port == 8000
     assert hash(s) == hash(Settings())
-
-
-def test_settings_api_base_url() -> None:
-    """api_base_url is public_base_url without its slash, else http://host:port (any->loopback)."""
-    assert Settings().api_base_url == "http://127.0.0.1:8000"
-    assert Settings(host="0.0.0.0", port=8080).api_base_url == "http://127.0.0.1:8080"
-    assert (
-        Settings(public_base_url="https://amber.example/").api_base_url == "https://amber.example"
-    )
