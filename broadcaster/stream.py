@@ -217,9 +217,8 @@ class Connection(asyncio.Protocol):
             response = self.ws.reject(404, f"no stream here; connect to {PATH}\n")
         else:
             response = self.ws.accept(request)
+        # For a refusal, send_response also half-closes (the library sends EOF).
         self.ws.send_response(response)
-        if response.status_code != 101:
-            self.ws.send_eof()
         # Flush now: a hello in the same read must not overtake the 101 response.
         self._flush()
 
