@@ -78,8 +78,8 @@ class Settings:
     """Keepalive sweep: a socket silent for two sweeps is closed."""
     write_limit_bytes: int = 256 * 1024
     """Per-connection write buffer cap; a client behind by more is closed as slow."""
-    max_frame_bytes: int = 16 * 1024
-    """Largest client frame accepted (hello with a long seen list included)."""
+    max_frame_bytes: int = 64 * 1024
+    """Largest client frame accepted: a hello with ``max_seen`` ids of 200 characters fits."""
     max_seen: int = 256
     move_min_interval_s: float = 1.0
     """Moves faster than this are rate-limited: one per interval is applied."""

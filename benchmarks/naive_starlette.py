@@ -32,7 +32,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from raw_floor import listen, parse_args, stdin_eof  # noqa: E402
+from raw_floor import listen, parse_args, stdin_eof
 
 WELCOME = json.dumps({"type": "welcome", "node": f"naive:{os.getpid()}"})
 clients: set[WebSocket] = set()

@@ -29,7 +29,8 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from amber_relay import cap, ingest, signing
 from amber_relay.agencies import Agency
@@ -397,5 +398,6 @@ def create_app(ctx: ApiContext) -> Starlette:
             Route("/v1/schema/alert.json", api.schema, methods=["GET"]),
             Route("/healthz", api.health, methods=["GET"]),
             Route("/", api.page, methods=["GET"]),
+            Mount("/web", app=StaticFiles(packages=[("clients", "web")]), name="web"),
         ]
     )

@@ -122,9 +122,13 @@ async def serve(
     async def enqueue(alert_id: str, version: int) -> None:
         await enqueue_apply(arq, store.keys.queue, alert_id, version)
 
-    app = create_app(ApiContext(settings, store, agencies, geo, hub, enqueue, time.time))
     api_sock = bind(settings.host, settings.port)
     stream_sock = bind(settings.host, settings.stream_port)
+    # With port 0 the OS picks: the API must advertise the ports actually bound.
+    bound = settings.replace(
+        port=api_sock.getsockname()[1], stream_port=stream_sock.getsockname()[1]
+    )
+    app = create_app(ApiContext(bound, store, agencies, geo, hub, enqueue, time.time))
     synced = asyncio.Event()
     tasks = [
         asyncio.create_task(follow(store, hub, synced), name="feed"),

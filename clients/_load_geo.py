@@ -117,12 +117,16 @@ def alert_doc(ident: str, county: str, frame_bytes: int) -> dict[str, Any]:
         "description": _filler(min(pad, _TEXT_MAX)),
     }
     pad -= _TEXT_MAX
-    translations = []
+    translations: list[dict[str, str]] = []
     while pad > 0:
         # Each translation costs ~60 bytes of scaffolding besides its description.
         size = min(_TEXT_MAX, max(1, pad - 60))
         translations.append(
-            {"language": f"x-{len(translations)}", "headline": "AMBER", "description": _filler(size)}
+            {
+                "language": f"x-{len(translations)}",
+                "headline": "AMBER",
+                "description": _filler(size),
+            }
         )
         pad -= size + 60
     if translations:

@@ -209,21 +209,27 @@ class LoadClient(asyncio.Protocol):
         if self.transport is not None:
             self.transport.pause_reading()
 
-    def peer_closed(self) -> bool:
-        """Whether the server closed or reset this socket.
+    def probe(self) -> None:
+        """Send a ping: if the server has dropped this socket, its kernel answers with a reset.
 
-        A socket that does not read never hears of it from the event loop, so ask
-        the kernel for the TCP state: anything but ESTABLISHED means closed.
+        A client that does not read keeps a zero receive window, so the reset the
+        server sent when it dropped the socket lay outside the window and was
+        discarded: without new traffic the socket looks open for ever.
         """
+        if self.transport is not None:
+            self.transport.write(client_frame(OP_PING, b"probe"))
+
+    def peer_closed(self) -> bool:
+        """Whether the kernel reports this socket anything but ESTABLISHED (after a probe)."""
         t = self.transport
         if t is None:
             return True
         sock = t.get_extra_info("socket")
         if sock is None:
             return False
-        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1) != _TCP_ESTABLISHED
+        state: bytes = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)
+        return state != _TCP_ESTABLISHED
 
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
-

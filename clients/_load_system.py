@@ -43,6 +43,11 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGINT)
 
 
+def _open_log(path: Path) -> IO[str]:
+    # Kept open for the child's lifetime; closed in Child.stop.
+    return open(path, "w", encoding="utf-8")
+
+
 def rss_kb(pid: int) -> int | None:
     """VmRSS of a process in KiB, or None if it is not readable (gone, other host)."""
     try:
@@ -71,7 +76,7 @@ class Child:
         cls, name: str, argv: list[str], *, env: dict[str, str] | None = None, log_dir: Path
     ) -> Child:
         """Start ``argv`` with stdin and stdout piped, stderr to ``log_dir/<name>.log``."""
-        log = open(log_dir / f"{name}.log", "w", encoding="utf-8")  # noqa: SIM115 - closed in stop
+        log = _open_log(log_dir / f"{name}.log")
         proc = await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.PIPE,
@@ -171,7 +176,7 @@ class Target:
         self.children.clear()
 
     async def _ready(self, child: Child, count: int, timeout_s: float) -> list[dict[str, Any]]:
-        ready = []
+        ready: list[dict[str, Any]] = []
         while len(ready) < count:
             event = await child.next_event(timeout_s)
             if event["event"] == "ready":
@@ -275,7 +280,9 @@ class AmberTarget(Target):
         assert self.http is not None  # started or attached
         headers = {
             "X-Amber-Agency": self.agency,
-            "X-Amber-Signature": signature_header(self.secret, int(time.time()), method, path, body),
+            "X-Amber-Signature": signature_header(
+                self.secret, int(time.time()), method, path, body
+            ),
         }
         if body:
             headers["Content-Type"] = "application/json"

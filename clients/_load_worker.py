@@ -124,7 +124,9 @@ class Pool(Sink):
             self.remaining[k] = sum(
                 1
                 for i in range(self.n)
-                if row[i] and self.welcomed_flags[i] and not self.closed_flags[i]
+                if row[i]
+                and self.welcomed_flags[i]
+                and not self.closed_flags[i]
                 and self.times[k][i] == 0.0
             )
         self.armed = True
@@ -132,12 +134,24 @@ class Pool(Sink):
             if left == 0:
                 emit("got", ident=k)
 
+    async def check_stalled(self, timeout_s: float = 2.0) -> None:
+        """Find which stalled clients the server closed (see LoadClient.probe)."""
+        waiting = [
+            c
+            for i in self.stalled
+            if (c := self.clients[i]) is not None and not self.closed_flags[i]
+        ]
+        for c in waiting:
+            c.probe()
+        deadline = time.monotonic() + timeout_s
+        while waiting and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)  # the reset comes back within a loopback round trip
+            for c in [c for c in waiting if c.peer_closed()]:
+                self.closed_flags[c.idx] = 1
+                waiting.remove(c)
+
     def report(self) -> dict[str, Any]:
         """Per-client results (0.0 in ``times`` means not received)."""
-        for i in self.stalled:
-            c = self.clients[i]
-            if c is not None and not self.closed_flags[i] and c.peer_closed():
-                self.closed_flags[i] = 1
         return {
             "welcomed": list(self.welcomed_flags),
             "closed": list(self.closed_flags),
@@ -149,6 +163,11 @@ class Pool(Sink):
         for c in self.clients:
             if c is not None:
                 c.abort()
+
+
+def _write_json(path: str, data: dict[str, Any]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f)
 
 
 async def connect_all(pool: Pool, job: dict[str, Any]) -> None:
@@ -234,8 +253,8 @@ async def serve_job() -> None:
                 return
             cmd = json.loads(line).get("cmd")
             if cmd == "report":
-                with open(job["report"], "w", encoding="utf-8") as f:
-                    json.dump(pool.report(), f)
+                await pool.check_stalled()
+                await asyncio.to_thread(_write_json, job["report"], pool.report())
                 emit("report", path=job["report"])
             elif cmd == "quit":
                 return

@@ -51,29 +51,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``loadtest`` subcommand's flags."""
     p.add_argument("--clients", type=int, default=1000, help="clients in all (default 1000)")
     p.add_argument(
-        "--inside-fraction", type=float, default=0.95,
+        "--inside-fraction",
+        type=float,
+        default=0.95,
         help="share of the clients placed inside the county (default 0.95)",
-    )  # fmt: skip
+    )
     p.add_argument("--county", default="48201", help="5-digit county FIPS (default Harris, TX)")
     p.add_argument(
-        "--target", choices=["amber", "raw", "naive", "all"], default="amber",
+        "--target",
+        choices=["amber", "raw", "naive", "all"],
+        default="amber",
         help="system(s) to measure; all = raw, naive, then amber (default amber)",
-    )  # fmt: skip
+    )
     p.add_argument("--processes", type=int, default=1, help="broadcaster processes (amber)")
     p.add_argument(
-        "--load-processes", type=int, default=0,
+        "--load-processes",
+        type=int,
+        default=0,
         help="load-generator processes (default: one per 10,000 clients)",
-    )  # fmt: skip
-    p.add_argument("--concurrency", type=int, default=100, help="handshakes in flight per load process")
+    )
+    p.add_argument(
+        "--concurrency", type=int, default=100, help="handshakes in flight per load process"
+    )
     p.add_argument("--repeat", type=int, default=2, help="alerts per target; medians are reported")
     p.add_argument("--frame-bytes", type=int, default=1024, help="size of the alert frame")
     p.add_argument("--stalled", type=int, default=0, help="inside clients that never read")
     p.add_argument("--write-limit-bytes", type=int, help="AMBER_WRITE_LIMIT_BYTES of the server")
     p.add_argument(
-        "--ping-interval-s", type=float, default=300.0,
+        "--ping-interval-s",
+        type=float,
+        default=300.0,
         help="AMBER_PING_INTERVAL_S of the private deployment: keepalive sweeps kept off"
         " the measured path (default 300)",
-    )  # fmt: skip
+    )
     p.add_argument("--source-base", default="127.0.0.2", help="first load source address")
     p.add_argument("--timeout-s", type=float, default=60.0, help="longest wait for one alert")
     p.add_argument("--settle-s", type=float, default=1.0, help="pause between alerts")
@@ -327,9 +337,9 @@ def _rss(
     held: dict[int, int] = {}
     for c in conn:
         for node, n in c["nodes"].items():
-            pid = str(node).rpartition(":")[2]
-            if pid.isdigit():
-                held[int(pid)] = held.get(int(pid), 0) + n
+            tail = str(node).rpartition(":")[2]
+            if tail.isdigit():
+                held[int(tail)] = held.get(int(tail), 0) + n
     out: dict[str, dict[str, float]] = {}
     for pid in pids:
         b, a = before.get(pid), after.get(pid)
