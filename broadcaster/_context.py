@@ -1,0 +1,60 @@
+"""What the HTTP handlers share: the context built once per process, JSON, 503."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from starlette.responses import Response
+
+from amber_relay.agencies import Agency
+from amber_relay.geodata import GeoData
+from amber_relay.settings import Settings
+from amber_relay.store import Store
+
+from ._problem import problem
+from .hub import Hub
+
+__all__ = ["ApiContext", "json_response", "unavailable"]
+
+log = logging.getLogger("amber_relay.api")
+
+_enc = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    """What the API needs, built once by the serving process."""
+
+    settings: Settings
+    store: Store
+    agencies: dict[str, Agency]
+    geodata: GeoData
+    hub: Hub
+    enqueue: Callable[[str, int], Any]
+    """Queue the apply job of (alert id, version); awaitable; raises on failure."""
+    clock: Callable[[], float]
+
+
+def json_response(
+    data: object, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        _enc.encode(data), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+def unavailable(exc: BaseException) -> Response:
+    """503: Redis could not take the write, so nothing was accepted."""
+    log.warning("store unavailable: %r", exc)
+    return problem(
+        503,
+        "Alert store unavailable",
+        "the alert could not be stored durably, so it was not accepted; retry with a"
+        " fresh signature (resubmitting the same alert is safe: it is idempotent)",
+        code="store_unavailable",
+        headers={"Retry-After": "5"},
+    )

@@ -1,0 +1,246 @@
+"""The agency hook: signed POST/DELETE/GET of alerts, from bytes to a queued version.
+
+Every request is verified (agency, HMAC signature, freshness, single use) before its
+body is parsed. A 202 is sent only after the submission is in Redis and its job is
+queued; if either fails the answer is 503 and the agency retries with a fresh
+signature (the same submission is idempotent).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.exceptions import RedisError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from amber_relay import cap, ingest, signing
+from amber_relay.agencies import Agency
+from amber_relay.errors import Invalid, Rejected, TooLarge, Unauthorized, UnsupportedType
+from amber_relay.model import AlertIn
+from amber_relay.store import Submission
+
+from ._context import ApiContext, json_response, unavailable
+from ._problem import from_rejected, problem
+
+__all__ = ["AgencyHook"]
+
+log = logging.getLogger("amber_relay.hook")
+
+_JSON_TYPES = {"application/json"}
+_CAP_TYPES = {"application/cap+xml", "application/xml", "text/xml"}
+_FIGURES = ("matched", "delivered", "shown", "dismissed", "call", "more")
+
+
+class AgencyHook:
+    """Route handlers of the agency-facing endpoints."""
+
+    def __init__(self, ctx: ApiContext) -> None:
+        self.ctx = ctx
+        self.s = ctx.settings
+
+    async def _body(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        limit = self.s.max_body_bytes
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise TooLarge(f"body of {declared} bytes exceeds the {limit}-byte limit")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge(f"body exceeds the {limit}-byte limit")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _authenticate(self, request: Request, body: bytes) -> tuple[Agency, str]:
+        agency_id = request.headers.get("x-amber-agency")
+        if not agency_id:
+            raise Unauthorized("missing X-Amber-Agency header", code="missing_agency")
+        agency = self.ctx.agencies.get(agency_id)
+        if agency is None:
+            raise Unauthorized(f"unknown agency {agency_id!r}", code="unknown_agency")
+        digest = signing.verify(
+            request.headers.get("x-amber-signature"),
+            agency.secret,
+            request.method,
+            request.url.path,
+            body,
+            now=self.ctx.clock(),
+            tolerance_s=self.s.signature_tolerance_s,
+        )
+        return agency, digest
+
+    async def _use_nonce(self, digest: str) -> None:
+        if not await self.ctx.store.use_nonce(digest, 2 * self.s.signature_tolerance_s):
+            raise Unauthorized(
+                "signature already used: sign every request anew (a fresh t), retries included",
+                code="replayed_signature",
+            )
+
+    async def _signed_write(
+        self, request: Request, act: Callable[[Agency, bytes], Awaitable[Response]]
+    ) -> Response:
+        """Authenticate a write, spend its signature, run ``act``; map failures to problems."""
+        try:
+            body = await self._body(request)
+            agency, digest = await self._authenticate(request, body)
+            await self._use_nonce(digest)
+            response = await act(agency, body)
+            if response.status_code >= 500:
+                await self.ctx.store.forget_nonce(digest)
+            return response
+        except Rejected as exc:
+            return from_rejected(exc)
+        except (RedisError, OSError) as exc:
+            return unavailable(exc)
+
+    async def post_alert(self, request: Request) -> Response:
+        """``POST /v1/alerts``: a JSON or CAP alert, update or cancel."""
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype in _JSON_TYPES:
+            return await self._signed_write(request, self._post_json)
+        if ctype in _CAP_TYPES:
+            return await self._signed_write(request, self._post_cap)
+        return from_rejected(
+            UnsupportedType(
+                f"Content-Type {ctype or '(none)'!r} is not accepted; send"
+                " application/json (amber-relay schema) or application/cap+xml (CAP 1.2)"
+            )
+        )
+
+    async def _validate(
+        self, alert: AlertIn, agency: Agency, alert_id: str | None = None
+    ) -> ingest.Validated:
+        # Geometry unions can take tens of ms for state-wide areas: keep them off the
+        # event loop that also serves the stream's sockets.
+        now = self.ctx.clock()
+        return await run_in_threadpool(
+            ingest.validate, alert, agency, self.ctx.geodata, self.s, now=now, alert_id=alert_id
+        )
+
+    async def _post_json(self, agency: Agency, body: bytes) -> Response:
+        alert = ingest.parse_json(body)
+        validated = await self._validate(alert, agency)
+        idem = f"json:{agency.id}:{alert.identifier}:{hashlib.sha256(body).hexdigest()}"
+        sub = Submission(
+            kind="alert",
+            agency=agency.id,
+            received_ts=self.ctx.clock(),
+            record=validated.record,
+            warnings=validated.warnings,
+        )
+        return await self._submit(idem, alert.identifier, sub)
+
+    async def _post_cap(self, agency: Agency, body: bytes) -> Response:
+        msg = cap.parse_cap(body, max_vertices=self.s.max_vertices)
+        if msg.scope.lower() != "public":
+            raise Invalid(
+                f"CAP scope {msg.scope} is not accepted: this hook publishes to the public"
+                " (send scope Public)",
+                code="cap_scope",
+            )
+        alert_id = await self._cap_alert_id(msg)
+        warnings = list(msg.warnings)
+        if msg.msg_type == "cancel":
+            sub = Submission(
+                kind="cancel",
+                agency=agency.id,
+                received_ts=self.ctx.clock(),
+                note=msg.note,
+                warnings=warnings,
+            )
+        else:
+            if msg.alert is None:
+                raise Invalid("CAP Alert/Update needs an <info> block", code="cap_missing_info")
+            validated = await self._validate(msg.alert, agency, alert_id)
+            sub = Submission(
+                kind="alert",
+                agency=agency.id,
+                received_ts=self.ctx.clock(),
+                record=validated.record,
+                warnings=warnings + validated.warnings,
+                note=msg.note,
+            )
+        response = await self._submit(msg.idempotency_key, alert_id, sub)
+        if response.status_code == 202:
+            await self.ctx.store.remember_cap(msg.sender, msg.identifier, alert_id)
+        return response
+
+    async def _cap_alert_id(self, msg: cap.CapMessage) -> str:
+        if msg.incidents:
+            return msg.incidents[0]
+        for ref in msg.references:
+            known = await self.ctx.store.cap_alert_id(ref.sender, ref.identifier)
+            if known is not None:
+                return known
+        if msg.references:
+            return msg.references[0].identifier
+        return msg.identifier
+
+    async def _submit(self, idem: str, alert_id: str, sub: Submission) -> Response:
+        version, existing, state = await self.ctx.store.submit(idem, alert_id, sub)
+        if version < 0:
+            detail = {
+                "owned": f"alert {alert_id!r} belongs to another agency",
+                "cancelled": f"alert {alert_id!r} was cancelled; issue a new alert with a new"
+                " identifier",
+                "unknown": f"no alert {alert_id!r} to cancel",
+            }[state]
+            status = 404 if state == "unknown" else 409
+            return problem(
+                status, "Conflict" if status == 409 else "Not Found", detail, code=f"alert_{state}"
+            )
+        await self.ctx.enqueue(alert_id, version)
+        body: dict[str, Any] = {"id": alert_id, "version": version, "status": "accepted"}
+        if sub.warnings:
+            body["warnings"] = sub.warnings
+        return json_response(body, 202, {"Amber-Idempotent-Replay": "true"} if existing else None)
+
+    async def delete_alert(self, request: Request) -> Response:
+        """``DELETE /v1/alerts/{id}``: cancel (idempotent per agency and id)."""
+        alert_id = request.path_params["alert_id"]
+
+        async def cancel(agency: Agency, body: bytes) -> Response:
+            sub = Submission(kind="cancel", agency=agency.id, received_ts=self.ctx.clock())
+            return await self._submit(f"delete:{agency.id}:{alert_id}", alert_id, sub)
+
+        return await self._signed_write(request, cancel)
+
+    async def get_alert(self, request: Request) -> Response:
+        """``GET /v1/alerts/{id}``: state and delivery figures per version (own alerts only)."""
+        alert_id = request.path_params["alert_id"]
+        try:
+            agency, _ = await self._authenticate(request, await self._body(request))
+            meta = await self.ctx.store.meta(alert_id)
+            if not meta or meta.get("agency") != agency.id:
+                return problem(
+                    404,
+                    "Not Found",
+                    f"no alert {alert_id!r} of agency {agency.id!r}",
+                    code="alert_unknown",
+                )
+            stats = await self.ctx.store.stats(alert_id)
+        except Rejected as exc:
+            return from_rejected(exc)
+        except (RedisError, OSError) as exc:
+            return unavailable(exc)
+        figures = _FIGURES
+        versions = {
+            str(v): {f: stats.get(v, {}).get(f, 0) for f in figures}
+            for v in range(1, int(meta.get("latest", "0")) + 1)
+        }
+        return json_response(
+            {
+                "id": alert_id,
+                "state": meta.get("state", "queued"),
+                "latest_version": int(meta.get("latest", "0")),
+                "applied_version": int(meta.get("applied", "0")),
+                "versions": versions,
+                "totals": {f: sum(v[f] for v in versions.values()) for f in figures},
+            }
+        )
