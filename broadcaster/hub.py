@@ -9,6 +9,7 @@ client cannot hold up the others.
 from __future__ import annotations
 
 import itertools
+import time
 import logging
 from collections import Counter
 from collections.abc import Iterable
@@ -171,7 +172,7 @@ class Hub:
         version no longer covers the place).
         """
         shown = dict(seen)
-        covering = self._covering(lat, lon, region)
+        covering = self._live(self._covering(lat, lon, region))
         alerts = [a.record for a in covering if shown.get(a.record.id, 0) < a.record.version]
         covered = {a.record.id for a in covering}
         clears: list[tuple[str, ClearReason]] = []
@@ -198,6 +199,12 @@ class Hub:
         found = [self.alerts[str(i)] for i in ids]
         return [a for a in found if a.area.contains(lat, lon)]
 
+    def _live(self, alerts: list[_Active]) -> list[_Active]:
+        # The worker's expiry sweep is the rule; this is the safety net while the
+        # worker is down: an expired alert is never handed to a new client.
+        now = time.time()
+        return [a for a in alerts if a.record.expires_ts > now]
+
     # -- sockets -----------------------------------------------------------------
 
     def hello(
@@ -223,7 +230,7 @@ class Hub:
     def moved(self, sock: Socket) -> None:
         """Re-file a socket after its tag changed and send alerts it entered."""
         self.index.add(sock)
-        for a in self._covering(sock.lat, sock.lon, sock.region):
+        for a in self._live(self._covering(sock.lat, sock.lon, sock.region)):
             if sock not in a.got:
                 self._deliver(sock, a)
 

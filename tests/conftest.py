@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -17,7 +18,7 @@ import pytest_asyncio
 from amber_relay.redis_server import RedisServer
 from amber_relay.settings import Settings
 from broadcaster.server import Endpoints, serve
-from tests.support import Agency, seconds
+from tests.support import Agency, Client, alert_doc, seconds, signed, square
 
 
 @pytest.fixture(scope="session")
@@ -75,6 +76,43 @@ class System:
     @property
     def stream_url(self) -> str:
         return self.endpoints.stream_url
+
+    async def post(
+        self, agency: Agency, doc: dict[str, Any] | bytes, content_type: str | None = None
+    ) -> dict[str, Any]:
+        """POST a signed alert and return the 202 body (any other status fails the test)."""
+        r = await signed(self.http, "POST", "/v1/alerts", agency, doc, content_type=content_type)
+        assert r.status_code == 202, r.text
+        body: dict[str, Any] = r.json()
+        return body
+
+    async def status(self, agency: Agency, alert_id: str) -> dict[str, Any]:
+        """The signed status of an alert."""
+        r = await signed(self.http, "GET", f"/v1/alerts/{alert_id}", agency)
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        return body
+
+    async def sentinel(self, agency: Agency, clients: list[Client], name: str) -> None:
+        """Post an alert covering all of Texas; each client's next frame must be it.
+
+        Frames reach a socket in stream order, so a client whose next interrupt is the
+        sentinel provably got nothing before it: a check of absence without sleeping.
+        """
+        national = Agency("ncmec", agency.secret)  # jurisdiction US in the agencies file
+        await self.post(national, alert_doc(name, polygon=square(31.0, -99.0, 4.5)))
+        for c in clients:
+            frame = await c.next_of("interrupt")
+            assert frame["alert"]["id"] == name, frame
+
+    async def wait_active(self, alert_id: str, lat: float, lon: float) -> None:
+        """Until the poll fallback (the hub) shows the alert, i.e. the worker applied it."""
+        for _ in range(250):  # bounded; applying takes milliseconds
+            poll = await self.http.get("/v1/alerts/active", params={"lat": lat, "lon": lon})
+            if any(a["id"] == alert_id for a in poll.json()["alerts"]):
+                return
+            await asyncio.sleep(seconds(0.02))
+        raise AssertionError(f"{alert_id} never became active")
 
 
 @contextlib.asynccontextmanager

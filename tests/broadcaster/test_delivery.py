@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import pytest
 
 from tests.conftest import System
-from tests.support import Agency, Client, alert_doc, signed, square
+from tests.support import Agency, Client, alert_doc, seconds, signed, square
 
 pytestmark = pytest.mark.asyncio
 
@@ -23,26 +24,6 @@ def destination(lat: float, lon: float, bearing_deg: float, dist_km: float) -> t
         math.sin(b) * math.sin(r) * math.cos(p1), math.cos(r) - math.sin(p1) * math.sin(p2)
     )
     return math.degrees(p2), math.degrees(l2)
-
-
-async def post(system: System, agency: Agency, doc: dict[str, object]) -> dict[str, object]:
-    r = await signed(system.http, "POST", "/v1/alerts", agency, doc)
-    assert r.status_code == 202, r.text
-    body: dict[str, object] = r.json()
-    return body
-
-
-async def expect_only_sentinel(system: System, agency: Agency, clients: list[Client]) -> None:
-    """Post an alert covering everyone; each client's next frame must be that alert.
-
-    Frames reach a socket in stream order, so a client whose next interrupt is the
-    sentinel provably did not get the earlier alert; no sleeping needed.
-    """
-    national = Agency("ncmec", agency.secret)  # jurisdiction US in the test agencies file
-    await post(system, national, alert_doc("SENTINEL", polygon=square(31.0, -99.0, 4.0)))
-    for c in clients:
-        frame = await c.next_of("interrupt")
-        assert frame["alert"]["id"] == "SENTINEL", frame
 
 
 async def test_polygon_alert_reaches_inside_and_not_outside(system: System, agency: Agency) -> None:
@@ -62,14 +43,14 @@ async def test_polygon_alert_reaches_inside_and_not_outside(system: System, agen
         )
         dlon = d_m / 1000 / (KM_PER_DEG_LAT * math.cos(math.radians(lat0)))
         outside.append(await Client.open(system.stream_url, lat=lat0, lon=east + dlon))
-    answer = await post(system, agency, alert_doc("TX-1", polygon=square(lat0, lon0, half)))
+    answer = await system.post(agency, alert_doc("TX-1", polygon=square(lat0, lon0, half)))
     assert answer == {"id": "TX-1", "version": 1, "status": "accepted"}
     for c in inside:
         frame = await c.next_of("interrupt")
         assert frame["alert"]["id"] == "TX-1"
         assert frame["alert"]["version"] == 1
         assert frame["alert"]["infos"][0]["headline"] == "AMBER Alert: test child"
-    await expect_only_sentinel(system, agency, outside)
+    await system.sentinel(agency, outside, "SENTINEL")
 
 
 async def test_circle_alert_is_exact_at_its_rim(system: System, agency: Agency) -> None:
@@ -82,16 +63,16 @@ async def test_circle_alert_is_exact_at_its_rim(system: System, agency: Agency) 
         lat, lon = destination(lat0, lon0, bearing, radius_km + 0.03)
         outside.append(await Client.open(system.stream_url, lat=lat, lon=lon))
     doc = alert_doc("TX-CIRCLE", circles=[{"lat": lat0, "lon": lon0, "radius_km": radius_km}])
-    await post(system, agency, doc)
+    await system.post(agency, doc)
     for c in inside:
         assert (await c.next_of("interrupt"))["alert"]["id"] == "TX-CIRCLE"
-    await expect_only_sentinel(system, agency, outside)
+    await system.sentinel(agency, outside, "SENTINEL")
 
 
 async def test_hello_after_publish_gets_the_active_alert(system: System, agency: Agency) -> None:
     """A client connecting inside an already active area gets it right after welcome."""
     first = await Client.open(system.stream_url, lat=29.42, lon=-98.49)
-    await post(system, agency, alert_doc("TX-2", polygon=square(29.42, -98.49, 0.1)))
+    await system.post(agency, alert_doc("TX-2", polygon=square(29.42, -98.49, 0.1)))
     await first.next_of("interrupt")
     late = await Client.open(system.stream_url, lat=29.43, lon=-98.48)
     assert late.frames[0]["active"] == 1
@@ -103,7 +84,7 @@ async def test_status_reports_matched_and_delivered(system: System, agency: Agen
     clients = [
         await Client.open(system.stream_url, lat=29.42, lon=-98.49 + i * 0.01) for i in range(3)
     ]
-    await post(system, agency, alert_doc("TX-3", polygon=square(29.42, -98.49, 0.1)))
+    await system.post(agency, alert_doc("TX-3", polygon=square(29.42, -98.49, 0.1)))
     for c in clients:
         await c.next_of("interrupt")
     for _ in range(200):  # the stats flush runs every 50 ms in tests; bounded polling
@@ -111,13 +92,7 @@ async def test_status_reports_matched_and_delivered(system: System, agency: Agen
         body = r.json()
         if body["versions"]["1"]["delivered"] == 3:
             break
-        await asyncio_sleep_tick()
+        await asyncio.sleep(seconds(0.02))
     assert body["state"] == "active"
     assert body["versions"]["1"]["matched"] == 3
     assert body["versions"]["1"]["delivered"] == 3
-
-
-async def asyncio_sleep_tick() -> None:
-    import asyncio
-
-    await asyncio.sleep(0.02)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -18,39 +17,13 @@ SAN_ANTONIO = (29.42, -98.49)
 AUSTIN = (30.27, -97.74)
 
 
-async def post(
-    system: System, agency: Agency, doc: dict[str, Any] | bytes, ctype: str | None = None
-) -> dict[str, Any]:
-    r = await signed(system.http, "POST", "/v1/alerts", agency, doc, content_type=ctype)
-    assert r.status_code == 202, r.text
-    body: dict[str, Any] = r.json()
-    return body
-
-
-async def status(system: System, agency: Agency, alert_id: str) -> dict[str, Any]:
-    r = await signed(system.http, "GET", f"/v1/alerts/{alert_id}", agency)
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    return body
-
-
-async def sentinel(system: System, agency: Agency, clients: list[Client], name: str) -> None:
-    """Post an alert covering Texas; each client's next frame must be it (nothing before)."""
-    national = Agency("ncmec", agency.secret)
-    await post(system, national, alert_doc(name, polygon=square(31.0, -99.0, 4.5)))
-    for c in clients:
-        frame = await c.next_of("interrupt")
-        assert frame["alert"]["id"] == name, frame
-
-
 async def test_update_moves_the_area(system: System, agency: Agency) -> None:
     """An update reaches the new area; sockets only in the old area get clear area_changed."""
     old_only = await Client.open(system.stream_url, lat=SAN_ANTONIO[0], lon=SAN_ANTONIO[1])
     new_only = await Client.open(system.stream_url, lat=AUSTIN[0], lon=AUSTIN[1])
-    await post(system, agency, alert_doc("TX-UPD", polygon=square(*SAN_ANTONIO, 0.2)))
+    await system.post(agency, alert_doc("TX-UPD", polygon=square(*SAN_ANTONIO, 0.2)))
     assert (await old_only.next_of("interrupt"))["alert"]["version"] == 1
-    answer = await post(
-        system,
+    answer = await system.post(
         agency,
         alert_doc(
             "TX-UPD", polygon=square(*AUSTIN, 0.2), headline="UPDATE: vehicle seen near Austin"
@@ -70,13 +43,13 @@ async def test_update_moves_the_area(system: System, agency: Agency) -> None:
 async def test_delete_cancels_and_blocks_updates(system: System, agency: Agency) -> None:
     """DELETE sends clear (cancelled) to the recipients; a later update is refused with 409."""
     c = await Client.open(system.stream_url, lat=SAN_ANTONIO[0], lon=SAN_ANTONIO[1])
-    await post(system, agency, alert_doc("TX-DEL", polygon=square(*SAN_ANTONIO, 0.2)))
+    await system.post(agency, alert_doc("TX-DEL", polygon=square(*SAN_ANTONIO, 0.2)))
     await c.next_of("interrupt")
     r = await signed(system.http, "DELETE", "/v1/alerts/TX-DEL", agency)
     assert r.status_code == 202, r.text
     assert r.json()["version"] == 2
     assert await c.next_of("clear") == {"type": "clear", "id": "TX-DEL", "reason": "cancelled"}
-    assert (await status(system, agency, "TX-DEL"))["state"] == "cancelled"
+    assert (await system.status(agency, "TX-DEL"))["state"] == "cancelled"
     r = await signed(
         system.http,
         "POST",
@@ -101,7 +74,7 @@ async def test_other_agency_cannot_touch_an_alert(
     system: System, agency: Agency, other_agency: Agency
 ) -> None:
     """An alert id belongs to the agency that created it: others get 409 / 404."""
-    await post(system, agency, alert_doc("TX-OWN", polygon=square(*SAN_ANTONIO, 0.2)))
+    await system.post(agency, alert_doc("TX-OWN", polygon=square(*SAN_ANTONIO, 0.2)))
     r = await signed(system.http, "DELETE", "/v1/alerts/TX-OWN", other_agency)
     assert r.status_code == 409
     r = await signed(system.http, "GET", "/v1/alerts/TX-OWN", other_agency)
@@ -111,8 +84,8 @@ async def test_other_agency_cannot_touch_an_alert(
 async def test_expiry_clears_and_deactivates(system: System, agency: Agency) -> None:
     """At its expiry the alert is cleared (expired) and a new hello no longer gets it."""
     c = await Client.open(system.stream_url, lat=SAN_ANTONIO[0], lon=SAN_ANTONIO[1])
-    await post(
-        system, agency, alert_doc("TX-EXP", polygon=square(*SAN_ANTONIO, 0.2), expires_in_s=2)
+    await system.post(
+        agency, alert_doc("TX-EXP", polygon=square(*SAN_ANTONIO, 0.2), expires_in_s=2)
     )
     await c.next_of("interrupt")
     assert await c.next_of("clear", timeout_s=10) == {
@@ -125,7 +98,7 @@ async def test_expiry_clears_and_deactivates(system: System, agency: Agency) -> 
     )
     assert late.frames[0]["active"] == 0
     assert await late.next_of("clear") == {"type": "clear", "id": "TX-EXP", "reason": "expired"}
-    assert (await status(system, agency, "TX-EXP"))["state"] == "expired"
+    assert (await system.status(agency, "TX-EXP"))["state"] == "expired"
 
 
 async def test_same_submission_twice_is_idempotent(system: System, agency: Agency) -> None:
@@ -139,7 +112,7 @@ async def test_same_submission_twice_is_idempotent(system: System, agency: Agenc
     assert first.json() == again.json() == {"id": "TX-IDEM", "version": 1, "status": "accepted"}
     assert again.headers["amber-idempotent-replay"] == "true"
     await c.next_of("interrupt")
-    await sentinel(system, agency, [c], "SENTINEL-IDEM")
+    await system.sentinel(agency, [c], "SENTINEL-IDEM")
 
 
 async def test_replayed_signature_is_refused(system: System, agency: Agency) -> None:
@@ -157,10 +130,10 @@ async def test_same_codes_resolve_to_counties(system: System, agency: Agency) ->
     bexar = await Client.open(system.stream_url, lat=SAN_ANTONIO[0], lon=SAN_ANTONIO[1])
     travis = await Client.open(system.stream_url, lat=AUSTIN[0], lon=AUSTIN[1])
     county = await Client.open(system.stream_url, region="48029")
-    await post(system, agency, alert_doc("TX-SAME", same=["048029"]))
+    await system.post(agency, alert_doc("TX-SAME", same=["048029"]))
     assert (await bexar.next_of("interrupt"))["alert"]["id"] == "TX-SAME"
     assert (await county.next_of("interrupt"))["alert"]["id"] == "TX-SAME"
-    await sentinel(system, agency, [travis], "SENTINEL-SAME")
+    await system.sentinel(agency, [travis], "SENTINEL-SAME")
 
 
 def cap_time(offset_min: float = 0) -> str:
@@ -197,17 +170,17 @@ async def test_cap_alert_update_cancel_chain(system: System, agency: Agency) -> 
     in_sa = await Client.open(system.stream_url, lat=SAN_ANTONIO[0], lon=SAN_ANTONIO[1])
     in_au = await Client.open(system.stream_url, lat=AUSTIN[0], lon=AUSTIN[1])
     t1, t2, t3 = cap_time(0), cap_time(1), cap_time(2)
-    first = await post(system, agency, cap_message("Alert", "CAP-1", t1, SA_POLYGON), CAP)
+    first = await system.post(agency, cap_message("Alert", "CAP-1", t1, SA_POLYGON), CAP)
     assert first == {"id": "TX-CAP-INC-9", "version": 1, "status": "accepted"}
     assert (await in_sa.next_of("interrupt"))["alert"]["id"] == "TX-CAP-INC-9"
     ref1 = f"amber@dps.example,CAP-1,{t1}"
     update = cap_message("Update", "CAP-2", t2, AUSTIN_CIRCLE, refs=ref1)
-    assert (await post(system, agency, update, CAP))["version"] == 2
+    assert (await system.post(agency, update, CAP))["version"] == 2
     assert (await in_au.next_of("interrupt"))["alert"]["version"] == 2
     assert (await in_sa.next_of("clear"))["reason"] == "area_changed"
     refs = f"{ref1} amber@dps.example,CAP-2,{t2}"
     cancel = cap_message("Cancel", "CAP-3", t3, AUSTIN_CIRCLE, refs=refs)
-    assert (await post(system, agency, cancel, CAP))["version"] == 3
+    assert (await system.post(agency, cancel, CAP))["version"] == 3
     assert await in_au.next_of("clear") == {
         "type": "clear",
         "id": "TX-CAP-INC-9",
@@ -219,14 +192,14 @@ async def test_cap_test_status_never_reaches_the_public(system: System, agency: 
     """A CAP message with status Test is accepted and stored, but no socket gets it."""
     c = await Client.open(system.stream_url, lat=SAN_ANTONIO[0], lon=SAN_ANTONIO[1])
     body = cap_message("Alert", "CAP-T", cap_time(), SA_POLYGON, status="Test")
-    alert_id = (await post(system, agency, body, CAP))["id"]
+    alert_id = (await system.post(agency, body, CAP))["id"]
     for _ in range(250):  # bounded: the worker applies within milliseconds
-        state = (await status(system, agency, alert_id))["state"]
+        state = (await system.status(agency, alert_id))["state"]
         if state != "queued":
             break
         await asyncio.sleep(seconds(0.02))
     assert state == "stored (test, not public)"
-    await sentinel(system, agency, [c], "SENTINEL-TEST")
+    await system.sentinel(agency, [c], "SENTINEL-TEST")
 
 
 async def test_cap_restricted_scope_is_refused(system: System, agency: Agency) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
@@ -18,58 +17,34 @@ SA = (29.42, -98.49)
 DALLAS = (32.78, -96.80)
 
 
-async def post(system: System, agency: Agency, doc: dict[str, Any]) -> None:
-    r = await signed(system.http, "POST", "/v1/alerts", agency, doc)
-    assert r.status_code == 202, r.text
-
-
-async def wait_active(system: System, alert_id: str, lat: float, lon: float) -> None:
-    """Until the poll fallback (the hub) shows the alert: the worker applied it."""
-    for _ in range(250):  # bounded; applying takes milliseconds
-        poll = await system.http.get("/v1/alerts/active", params={"lat": lat, "lon": lon})
-        if any(a["id"] == alert_id for a in poll.json()["alerts"]):
-            return
-        await asyncio.sleep(seconds(0.02))
-    raise AssertionError(f"{alert_id} never became active")
-
-
-async def sentinel(system: System, agency: Agency, clients: list[Client], name: str) -> None:
-    """Post an alert covering Texas; each client's next frame must be it (nothing before)."""
-    national = Agency("ncmec", agency.secret)
-    await post(system, national, alert_doc(name, polygon=square(31.0, -99.0, 4.5)))
-    for c in clients:
-        frame = await c.next_of("interrupt")
-        assert frame["alert"]["id"] == name, frame
-
-
 async def test_offline_client_gets_missed_alert_once(system: System, agency: Agency) -> None:
     """An alert published while a client is away arrives on reconnect, and only once."""
     c = await Client.open(system.stream_url, lat=SA[0], lon=SA[1])
     await c.close()
-    await post(system, agency, alert_doc("TX-MISS", polygon=square(*SA, 0.1)))
-    await wait_active(system, "TX-MISS", *SA)
+    await system.post(agency, alert_doc("TX-MISS", polygon=square(*SA, 0.1)))
+    await system.wait_active("TX-MISS", *SA)
     back = await Client.open(system.stream_url, lat=SA[0], lon=SA[1])
     assert back.frames[0]["active"] == 1
     frame = await back.next_of("interrupt")
     assert (frame["alert"]["id"], frame["alert"]["version"]) == ("TX-MISS", 1)
-    await sentinel(system, agency, [back], "SENTINEL-MISS")
+    await system.sentinel(agency, [back], "SENTINEL-MISS")
 
 
 async def test_seen_alert_is_not_sent_again(system: System, agency: Agency) -> None:
     """A hello listing (id, version) as seen gets nothing for it; a newer version it gets."""
-    await post(system, agency, alert_doc("TX-SEEN", polygon=square(*SA, 0.1)))
+    await system.post(agency, alert_doc("TX-SEEN", polygon=square(*SA, 0.1)))
     first = await Client.open(system.stream_url, lat=SA[0], lon=SA[1])
     await first.next_of("interrupt")
     again = await Client.open(system.stream_url, lat=SA[0], lon=SA[1], seen=[("TX-SEEN", 1)])
     assert again.frames[0]["active"] == 0
-    await post(system, agency, alert_doc("TX-SEEN", polygon=square(*SA, 0.1), headline="v2"))
+    await system.post(agency, alert_doc("TX-SEEN", polygon=square(*SA, 0.1), headline="v2"))
     assert (await again.next_of("interrupt"))["alert"]["version"] == 2
 
 
 async def test_cancel_while_offline_yields_clear(system: System, agency: Agency) -> None:
     """A client that showed an alert cancelled while it was away gets clear on reconnect."""
     c = await Client.open(system.stream_url, lat=SA[0], lon=SA[1])
-    await post(system, agency, alert_doc("TX-OFF", polygon=square(*SA, 0.1)))
+    await system.post(agency, alert_doc("TX-OFF", polygon=square(*SA, 0.1)))
     await c.next_of("interrupt")
     await c.close()
     r = await signed(system.http, "DELETE", "/v1/alerts/TX-OFF", agency)
@@ -86,7 +61,7 @@ async def test_cancel_while_offline_yields_clear(system: System, agency: Agency)
 async def test_move_into_the_area_delivers_at_once(system: System, agency: Agency) -> None:
     """Late entry: a client moving into an active area gets the alert; the latest move wins."""
     c = await Client.open(system.stream_url, lat=DALLAS[0], lon=DALLAS[1])
-    await post(system, agency, alert_doc("TX-MOVE", polygon=square(*SA, 0.1)))
+    await system.post(agency, alert_doc("TX-MOVE", polygon=square(*SA, 0.1)))
     # a burst of moves: rate-limited, but the final position is applied
     await c.send({"type": "move", "lat": DALLAS[0] + 0.1, "lon": DALLAS[1]})
     await c.send({"type": "move", "lat": DALLAS[0] + 0.2, "lon": DALLAS[1]})
@@ -102,15 +77,15 @@ async def test_county_client_gets_polygon_over_part_of_its_county(
     and a client tagged with a far county (Dallas, 48113) does not."""
     bexar = await Client.open(system.stream_url, region="48029")
     dallas = await Client.open(system.stream_url, region="48113")
-    await post(system, agency, alert_doc("TX-CTY", polygon=square(29.3, -98.6, 0.05)))
+    await system.post(agency, alert_doc("TX-CTY", polygon=square(29.3, -98.6, 0.05)))
     assert (await bexar.next_of("interrupt"))["alert"]["id"] == "TX-CTY"
-    await sentinel(system, agency, [dallas], "SENTINEL-CTY")
+    await system.sentinel(agency, [dallas], "SENTINEL-CTY")
 
 
 async def test_acks_feed_the_agency_figures(system: System, agency: Agency) -> None:
     """shown, dismissed, call and more acks are counted per version in the status."""
     clients = [await Client.open(system.stream_url, lat=SA[0], lon=SA[1]) for _ in range(2)]
-    await post(system, agency, alert_doc("TX-ACK", polygon=square(*SA, 0.1)))
+    await system.post(agency, alert_doc("TX-ACK", polygon=square(*SA, 0.1)))
     for c, events in zip(clients, (["shown", "call"], ["shown", "dismissed", "more"]), strict=True):
         await c.next_of("interrupt")
         for event in events:
@@ -151,7 +126,7 @@ async def test_bad_frame_closes_only_that_socket(
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == code
     assert reason in closed.value.rcvd.reason
-    await post(system, agency, alert_doc("TX-BY", polygon=square(*SA, 0.1)))
+    await system.post(agency, alert_doc("TX-BY", polygon=square(*SA, 0.1)))
     assert (await bystander.next_of("interrupt"))["alert"]["id"] == "TX-BY"
 
 
