@@ -98,7 +98,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"  {secret_line}", flush=True)
             print(
                 "  try: amber-relay listen --lat 29.42 --lon -98.49   and in another shell:\n"
-                f"       amber-relay send examples/alert.json --url {ep['api_url']}"
+                f"       amber-relay send examples/alert.json --expires-in 4 --url {ep['api_url']}"
                 f" --agencies-file {settings.agencies_file} --agency demo",
                 flush=True,
             )

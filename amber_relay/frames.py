@@ -47,7 +47,11 @@ def _check_position(lat: float | None, lon: float | None, region: str | None) ->
 
 
 class _Frame(Struct, frozen=True, tag_field="type", forbid_unknown_fields=True):
-    pass
+    """Client frames: unknown fields are refused (a typo must not pass silently)."""
+
+
+class _ServerFrame(Struct, frozen=True, tag_field="type"):
+    """Server frames: unknown fields are ignored, so adding one never breaks old clients."""
 
 
 class Hello(_Frame, frozen=True, tag="hello"):
@@ -84,7 +88,7 @@ class Ack(_Frame, frozen=True, tag="ack"):
     event: AckEvent
 
 
-class Welcome(_Frame, frozen=True, tag="welcome"):
+class Welcome(_ServerFrame, frozen=True, tag="welcome"):
     """Answer to a hello; ``active`` counts the alerts that follow as interrupts."""
 
     node: str
@@ -92,13 +96,13 @@ class Welcome(_Frame, frozen=True, tag="welcome"):
     ping_interval_s: float
 
 
-class Interrupt(_Frame, frozen=True, tag="interrupt"):
+class Interrupt(_ServerFrame, frozen=True, tag="interrupt"):
     """Show this alert full-screen, unless (id, version) was shown already."""
 
     alert: AlertContent
 
 
-class Clear(_Frame, frozen=True, tag="clear"):
+class Clear(_ServerFrame, frozen=True, tag="clear"):
     """Take this alert down: it was cancelled, expired, or its area no longer covers you."""
 
     id: str

@@ -161,7 +161,8 @@ class AlertIn(Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=Tru
     (version + 1); the same body again is answered idempotently.
     """
 
-    identifier: Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\s/]+$")]
+    identifier: Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\s/,]+$")]
+    """No spaces, slashes or commas (CAP forbids them too; ids travel in URLs and lists)."""
     status: Status
     headline: Annotated[str, Meta(min_length=1, max_length=200)]
     expires: str

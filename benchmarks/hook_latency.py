@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from amber_relay.agencies import load_agencies  # noqa: E402
 from amber_relay.redis_server import free_port  # noqa: E402
-from tests.support import ServerProcess, alert_doc, signed, square  # noqa: E402
 from tests.support import Agency as AgencyRef  # noqa: E402
+from tests.support import ServerProcess, alert_doc, signed, square  # noqa: E402
 
 
 async def main(samples: int) -> dict[str, float]:

@@ -51,11 +51,11 @@ class _Public:
             return problem(400, "Bad Request", "lat and lon must be numbers", code="bad_query")
         region = q.get("region")
         if region is not None:
-            if not (len(region) == 5 and region.isdigit()):
+            if self.ctx.geodata.county(region) is None:
                 return problem(
                     400,
                     "Bad Request",
-                    "region must be a 5-digit county FIPS code",
+                    f"unknown region {region!r}: expected a 5-digit county FIPS code",
                     code="bad_query",
                 )
         elif lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):

@@ -9,8 +9,8 @@ client cannot hold up the others.
 from __future__ import annotations
 
 import itertools
-import time
 import logging
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -244,8 +244,15 @@ class Hub:
         for a in self.alerts.values():
             a.got.discard(sock)
 
-    def ack(self, alert_id: str, version: int, event: str) -> None:
-        """Count a user's action on an alert (shown, dismissed, call, more)."""
+    def ack(self, sock: Socket, alert_id: str, version: int, event: str) -> None:
+        """Count a user's action on an alert (shown, dismissed, call, more).
+
+        Only acks for an active alert this socket was sent, at a version that exists,
+        count: a client cannot inflate an agency's figures or fill Redis with keys.
+        """
+        alert = self.alerts.get(alert_id)
+        if alert is None or sock not in alert.got or version > alert.record.version:
+            return
         self.stats[(alert_id, version, event)] += 1
 
     def take_stats(self) -> Counter[StatKey]:

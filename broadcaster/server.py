@@ -147,14 +147,19 @@ async def serve(
         timeout_graceful_shutdown=2,
     )
     http = uvicorn.Server(config)
-    http_task = asyncio.create_task(http.serve(sockets=[api_sock]), name="http")
-    stream_server = await loop.create_server(stream.protocol_factory, sock=stream_sock)
+    # Serve nothing before the hub holds the active alerts: a hello or poll answered
+    # from an empty hub would miss the clears of alerts that ended meanwhile. The
+    # sockets already listen, so early connections wait in the kernel's backlog.
+    stream_server = await loop.create_server(
+        stream.protocol_factory, sock=stream_sock, start_serving=False
+    )
+    http_task: asyncio.Task[None] | None = None
     stream.start_sweeps()
     try:
         async with asyncio.timeout(30):
-            # Both sockets already listen (the kernel queues early connections), so
-            # being ready means the hub holds the active alerts.
             await synced.wait()
+        await stream_server.start_serving()
+        http_task = asyncio.create_task(http.serve(sockets=[api_sock]), name="http")
         api_port = api_sock.getsockname()[1]
         stream_port = stream_sock.getsockname()[1]
         endpoints = Endpoints(
@@ -173,7 +178,8 @@ async def serve(
         # Cancelling the worker's task stops it between jobs or abandons the running
         # one; arq re-runs an abandoned job once its in-progress key expires.
         await _cancel_all(tasks)
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait_for(http_task, 5)
+        if http_task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(http_task, 5)
         await redis.aclose()
         await arq.aclose()

@@ -8,7 +8,8 @@ to the transport.
 
 Close codes sent to clients:
 
-- 1008 (policy violation): no hello within ``hello_timeout_s``; a second hello; a
+- 4408: no hello within ``hello_timeout_s`` (a slow network, not a bad client: retry).
+- 1008 (policy violation): a second hello; a
   frame before hello; a binary frame; a frame that is JSON but not a valid frame (the
   reason names the JSON path); an unknown region.
 - 1007 (invalid data): not JSON; invalid UTF-8 (the library's own check).
@@ -44,6 +45,8 @@ __all__ = ["StreamServer"]
 log = logging.getLogger("amber_relay.stream")
 
 PATH = "/v1/stream"
+HELLO_TIMEOUT = 4408
+"""Close code for a socket that sent no hello in time: retryable, unlike 1008."""
 _OPEN = State.OPEN
 
 
@@ -88,7 +91,7 @@ class StreamServer:
                 elif ping_due:
                     conn.send(_wire.PING)
             elif conn.opened_at < hello_deadline:
-                conn.close(1008, f"no hello within {self.settings.hello_timeout_s:g} s")
+                conn.close(HELLO_TIMEOUT, f"no hello within {self.settings.hello_timeout_s:g} s")
         if ping_due:
             self._last_ping = now
         loop = asyncio.get_running_loop()
@@ -258,7 +261,7 @@ class Connection(asyncio.Protocol):
         elif isinstance(msg, frames.Move):
             self._move(msg)
         else:
-            hub.ack(msg.id, msg.version, msg.event)
+            hub.ack(self, msg.id, msg.version, msg.event)
 
     def _tag(self, lat: float | None, lon: float | None, region: str | None) -> bool:
         if region is not None:

@@ -12,7 +12,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["AlertFigures", "TargetFigures", "alert_figures", "print_table", "save"]
+__all__ = [
+    "AlertFigures",
+    "TargetFigures",
+    "alert_figures",
+    "print_table",
+    "rss_table",
+    "save",
+]
 
 
 @dataclass
@@ -225,3 +232,24 @@ def _plot(results: list[TargetFigures], path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def rss_table(
+    pids: list[int],
+    before: dict[int, int | None],
+    after: dict[int, int | None],
+    conn: list[dict[str, Any]],
+) -> dict[str, dict[str, float]]:
+    """Per server pid: VmRSS before/after connecting (KiB) and the connections it holds."""
+    held: dict[int, int] = {}
+    for c in conn:
+        for node, n in c["nodes"].items():
+            tail = str(node).rpartition(":")[2]
+            if tail.isdigit():
+                held[int(tail)] = held.get(int(tail), 0) + n
+    out: dict[str, dict[str, float]] = {}
+    for pid in pids:
+        b, a = before.get(pid), after.get(pid)
+        if b is not None and a is not None and held.get(pid):
+            out[str(pid)] = {"before_kib": b, "after_kib": a, "conns": held[pid]}
+    return out

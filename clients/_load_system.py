@@ -16,6 +16,7 @@ import contextlib
 import ctypes
 import json
 import os
+import resource
 import secrets
 import signal
 import socket
@@ -30,7 +31,7 @@ import httpx
 from amber_relay.redis_server import RedisServer
 from amber_relay.signing import signature_header
 
-__all__ = ["AmberTarget", "BaselineTarget", "Child", "Target", "rss_kb"]
+__all__ = ["AmberTarget", "BaselineTarget", "Child", "Target", "files_limit", "rss_kb"]
 
 ROOT = Path(__file__).resolve().parent.parent
 _PR_SET_PDEATHSIG = 1
@@ -38,9 +39,18 @@ _PR_SET_PDEATHSIG = 1
 
 def _die_with_parent() -> None:
     # Runs in the child between fork and exec: SIGINT when the parent dies (SIGINT lets
-    # the serve supervisor stop its own children before it exits).
+    # the serve supervisor stop its own children before it exits), and the open-files
+    # limit raised to its hard maximum (each socket is a file).
     with contextlib.suppress(Exception):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGINT)
+    with contextlib.suppress(Exception):
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def files_limit() -> int:
+    """The open-files limit a child gets (the hard limit)."""
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[1]
 
 
 def _open_log(path: Path) -> IO[str]:
@@ -103,7 +113,8 @@ class Child:
 
     def describe(self) -> str:
         """Exit status and the last lines of output, for error messages."""
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         try:
             err = Path(self.log.name).read_text(encoding="utf-8").splitlines()[-15:]
         except OSError:
@@ -167,6 +178,13 @@ class Target:
     async def prepare(self) -> None:
         """Warm the path (first-use costs) before anything is measured."""
 
+    async def refresh(self) -> None:
+        """Just before a timed trigger: make sure the HTTP connection is fresh.
+
+        An idle keep-alive connection may be closed by the server (uvicorn: after 5 s)
+        while clients connect; reusing it as it closes fails the trigger.
+        """
+
     async def finish(self, idents: list[str]) -> None:
         """Undo what the run left behind in a shared deployment."""
 
@@ -223,6 +241,10 @@ class BaselineTarget(Target):
     async def prepare(self) -> None:
         """One publish before any client connects: the HTTP path's first-use costs."""
         await self.trigger("LT-WARM")
+
+    async def refresh(self) -> None:
+        assert self.http is not None  # started
+        await self.http.get("/")  # any answer (404 included) renews the connection
 
     async def stop(self) -> None:
         if self.http is not None:
@@ -298,6 +320,10 @@ class AmberTarget(Target):
         from ._load_geo import alert_doc
 
         await self.post(alert_doc(ident, self.county, self.frame_bytes))
+
+    async def refresh(self) -> None:
+        assert self.http is not None  # started or attached
+        await self.http.get("/healthz")
 
     async def prepare(self) -> None:
         """Post an alert nobody matches and wait until it is applied (worker is up, caches warm)."""

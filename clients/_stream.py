@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import msgspec
@@ -23,6 +24,7 @@ __all__ = [
     "RETRYABLE",
     "NoWelcome",
     "Refused",
+    "ack",
     "check_url",
     "decode",
     "ending",
@@ -75,6 +77,19 @@ def position(lat: float | None, lon: float | None, region: str | None) -> frames
         raise ValueError(f"bad position: {exc}") from None
 
 
+def ack(alert_id: str, version: int, event: str) -> frames.Ack:
+    """An ``Ack`` frame checked by the wire's rules, so a bad one is never sent: the
+    server would close the socket with 1008, and that refusal is fatal.
+
+    Raises:
+        ValueError: an empty or over-long id, a version below 1, an unknown event.
+    """
+    try:
+        return msgspec.convert({"id": alert_id, "version": version, "event": event}, frames.Ack)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"bad ack: {exc}") from None
+
+
 def check_url(url: str, schemes: tuple[str, ...], what: str) -> str:
     """``url`` if it has one of ``schemes`` and a host; else ValueError."""
     parts = urlsplit(url)
@@ -84,9 +99,9 @@ def check_url(url: str, schemes: tuple[str, ...], what: str) -> str:
 
 
 async def open_stream(
-    url: str, hello: frames.Hello, *, timeout_s: float
+    url: str, hello: Callable[[], frames.Hello], *, timeout_s: float
 ) -> tuple[ClientConnection, frames.Welcome]:
-    """Connect, send ``hello``, wait for the welcome (each step within ``timeout_s``).
+    """Connect, send ``hello()``, wait for the welcome (each step within ``timeout_s``).
 
     The socket is closed again if anything after the handshake fails or is cancelled.
 
@@ -104,7 +119,7 @@ async def open_stream(
         user_agent_header=f"amber-relay-client/{__version__}",
     )
     try:
-        await ws.send(frames.encode(hello), text=True)
+        await ws.send(frames.encode(hello()), text=True)
         async with asyncio.timeout(timeout_s):
             while True:
                 frame = decode(await ws.recv(decode=False))
@@ -135,9 +150,12 @@ def ending(exc: BaseException) -> str:
     """
     if isinstance(exc, ConnectionClosed):
         code, reason = _close_of(exc)
+        # A late hello is closed with 4408, not in the fatal set: the network's doing.
         if code in FATAL_CLOSE_CODES:
             raise Refused(code, reason or "closed by the server") from None
-        return f"closed by the server ({code} {reason})".rstrip()
+        if code == 1006:
+            return f"{reason} (1006)"
+        return f"closed by the server ({code} {reason})".replace(" )", ")")
     if isinstance(exc, InvalidStatus):
         status = exc.response.status_code
         if 400 <= status < 500 and status not in (408, 429):

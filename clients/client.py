@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal, Self, get_args
+from typing import Literal, Self
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
@@ -51,7 +52,7 @@ Event = frames.Interrupt | frames.Clear
 AckEvent = Literal["shown", "dismissed", "call", "more"]
 StateName = Literal["connecting", "connected", "disconnected", "polling", "closed"]
 
-_HELLO_SEEN_BUDGET_BYTES = 12_000  # the server refuses client frames over 16 KiB
+_HELLO_SEEN_BUDGET_BYTES = 12_000  # under any server frame limit (16 KiB at first)
 _POLL_SEEN_BUDGET_BYTES = 6_000  # keeps the poll URL under common 8 KiB limits
 
 
@@ -167,7 +168,7 @@ class AlertClient:
         lon: float | None = None,
         region: str | None = None,
         api_url: str | None = None,
-        seen_path: str | None = None,
+        seen_path: str | os.PathLike[str] | None = None,
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 30.0,
         connect_timeout_s: float = 10.0,
@@ -302,11 +303,10 @@ class AlertClient:
         dropped otherwise (never queued nor retried). Returns whether it was sent.
 
         Raises:
-            ValueError: an unknown ``event``.
+            ValueError: an unknown ``event``, a version below 1, an empty id (checked
+                here because the server would refuse the socket for good).
         """
-        if event not in get_args(AckEvent):
-            raise ValueError(f"event must be one of {get_args(AckEvent)}, not {event!r}")
-        return await self._send(frames.Ack(id=alert_id, version=version, event=event))
+        return await self._send(_stream.ack(alert_id, version, event))
 
     def info(self, alert: AlertContent) -> Info:
         """The alert's text in the client's ``language`` (see :func:`pick_info`)."""
@@ -354,15 +354,22 @@ class AlertClient:
             ClientError: the server refused this client for good.
         """
         ws: ClientConnection | None = None
-        try:
+        said = self._position
+
+        def hello() -> frames.Hello:
+            # Built once the handshake is done, not before: an alert the poll yielded
+            # while the socket was connecting is then in the seen set it sends.
+            nonlocal said
             said = self._position
             seen = self._seen.for_wire(_HELLO_SEEN_BUDGET_BYTES)
-            hello = frames.Hello(lat=said.lat, lon=said.lon, region=said.region, seen=seen)
+            return frames.Hello(lat=said.lat, lon=said.lon, region=said.region, seen=seen)
+
+        try:
             ws, welcome = await _stream.open_stream(
                 self._url, hello, timeout_s=self._connect_timeout_s
             )
             self._welcomed(ws, welcome)
-            if self._position is not said:  # moved during the handshake
+            if self._position is not said:  # moved while waiting for the welcome
                 await ws.send(frames.encode(self._position), text=True)
             while True:
                 frame = _stream.decode(await ws.recv(decode=False))

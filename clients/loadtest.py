@@ -36,11 +36,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 
 from ._load_geo import Placement, place, sentinel_doc
-from ._load_report import AlertFigures, TargetFigures, alert_figures, print_table, save
-from ._load_system import ROOT, AmberTarget, BaselineTarget, Child, Target, rss_kb
+from ._load_report import (
+    AlertFigures,
+    TargetFigures,
+    alert_figures,
+    print_table,
+    rss_table,
+    save,
+)
+from ._load_system import ROOT, AmberTarget, BaselineTarget, Child, Target, files_limit, rss_kb
 
 __all__ = ["HELP", "add_arguments", "run"]
 
@@ -90,6 +98,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    p.add_argument("--logs", type=Path, help="keep the processes' logs here (default: deleted)")
     p.add_argument("--api-url", help="existing deployment: API base URL (with --stream-url...)")
     p.add_argument("--stream-url", help="existing deployment: ws://host:port/v1/stream")
     p.add_argument("--agency", help="existing deployment: agency id allowed to alert the county")
@@ -244,6 +253,7 @@ async def measure(
         timings: list[tuple[float, float]] = []
         for k, ident in enumerate(idents):
             await asyncio.sleep(args.settle_s)
+            await target.refresh()
             t0 = time.monotonic()
             if k < args.repeat:
                 await target.trigger(ident)
@@ -258,7 +268,7 @@ async def measure(
             await p.child.send({"cmd": "report"})
         paths = [await p.reported for p in procs]
         figures = _figures(name, args, target, procs, paths, conn, inside, stalled, idents, timings)
-        figures.rss = _rss(target.pids, rss_before, rss_after, conn)
+        figures.rss = rss_table(target.pids, rss_before, rss_after, conn)
         counts = [v["conns"] for v in figures.rss.values()]
         deltas = [v["after_kib"] - v["before_kib"] for v in figures.rss.values()]
         figures.rss_kib_per_conn = round(sum(deltas) / sum(counts), 2) if sum(counts) else None
@@ -270,6 +280,8 @@ async def measure(
                 await p.child.send({"cmd": "quit"})
         for p in procs:
             await p.child.stop()
+            if p.task is not None:
+                p.task.cancel()
         await target.stop()
 
 
@@ -328,26 +340,6 @@ def _figures(
     )
 
 
-def _rss(
-    pids: list[int],
-    before: dict[int, int | None],
-    after: dict[int, int | None],
-    conn: list[dict[str, Any]],
-) -> dict[str, dict[str, float]]:
-    held: dict[int, int] = {}
-    for c in conn:
-        for node, n in c["nodes"].items():
-            tail = str(node).rpartition(":")[2]
-            if tail.isdigit():
-                held[int(tail)] = held.get(int(tail), 0) + n
-    out: dict[str, dict[str, float]] = {}
-    for pid in pids:
-        b, a = before.get(pid), after.get(pid)
-        if b is not None and a is not None and held.get(pid):
-            out[str(pid)] = {"before_kib": b, "after_kib": a, "conns": held[pid]}
-    return out
-
-
 async def main(args: argparse.Namespace) -> int:
     """Run every requested target in turn; print, save; 0 if every alert was exact."""
     task = asyncio.current_task()
@@ -359,6 +351,15 @@ async def main(args: argparse.Namespace) -> int:
         print("loadtest: --api-url needs --stream-url, --agency and --secret", file=sys.stderr)
         return 2
     names = ["raw", "naive", "amber"] if args.target == "all" else [args.target]
+    # Every socket is an open file: a process past its limit fails accepts and connects.
+    limit, per_server = files_limit(), math.ceil(args.clients / args.processes)
+    if per_server > limit - 64 and not args.api_url:
+        print(
+            f"loadtest: {per_server:,} clients per broadcaster process; the open-files limit"
+            f" is {limit:,}: use --processes {math.ceil(args.clients / (limit - 64))} or more",
+            file=sys.stderr,
+        )
+        return 2
     placement = await asyncio.to_thread(
         place, args.county, args.clients, args.inside_fraction, args.seed
     )
@@ -371,9 +372,11 @@ async def main(args: argparse.Namespace) -> int:
     tag = f"{time.strftime('%H%M%S')}-{secrets.token_hex(3)}"
     results: list[TargetFigures] = []
     with tempfile.TemporaryDirectory(prefix="amber-loadtest-") as tmp:
+        if args.logs:
+            tmp = str(args.logs.resolve())
         for name in names:
             work = Path(tmp) / name
-            work.mkdir()
+            work.mkdir(parents=True, exist_ok=True)
             results.append(await measure(name, args, placement, work, tag))
     print_table(results)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -391,6 +394,6 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("loadtest: interrupted; every process it started was stopped", file=sys.stderr)
         return 130
-    except RuntimeError as exc:  # a child failed; its output is in the message
+    except (RuntimeError, httpx.HTTPError) as exc:  # a child or the system failed
         print(f"loadtest: {exc}", file=sys.stderr)
         return 1

@@ -144,13 +144,13 @@ async def test_second_hello_is_refused(system: System) -> None:
 
 
 async def test_silent_socket_is_closed_after_hello_timeout(system: System) -> None:
-    """A socket that sends no hello within hello_timeout_s is closed with 1008."""
+    """A socket that sends no hello within hello_timeout_s is closed with 4408 (retryable)."""
     async with connect(system.stream_url, compression=None) as ws:
         with pytest.raises(ConnectionClosed) as closed:
             async with asyncio.timeout(seconds(system.settings.hello_timeout_s + 10)):
                 await ws.recv()
     assert closed.value.rcvd is not None
-    assert closed.value.rcvd.code == 1008
+    assert closed.value.rcvd.code == 4408
     assert "no hello" in closed.value.rcvd.reason
 
 

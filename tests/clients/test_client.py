@@ -23,11 +23,14 @@ from typing import TypedDict
 
 import pytest
 import pytest_asyncio
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Close
 
 from amber_relay import frames
 from amber_relay.redis_server import free_port
 from amber_relay.settings import Settings
 from broadcaster.server import Endpoints, serve
+from clients import _stream
 from clients.client import AlertClient, ClientError, ConnectionState, Event
 from tests.conftest import System
 from tests.support import Agency, alert_doc, seconds, signed, square
@@ -318,13 +321,13 @@ async def test_client_seen_file_survives_a_new_instance(
 ) -> None:
     """A second AlertClient on the same seen file does not show the first one's alert again."""
     path = tmp_path / "seen.json"
-    async with AlertClient(system.stream_url, lat=LAT, lon=LON, seen_path=str(path)) as first:
+    async with AlertClient(system.stream_url, lat=LAT, lon=LON, seen_path=path) as first:
         await post(system, agency, "TX-S1")
         await next_interrupt(first, "TX-S1")
     assert json.loads(path.read_text())["shown"] == [["TX-S1", 1]]
     states = States()
     async with AlertClient(
-        system.stream_url, lat=LAT, lon=LON, seen_path=str(path), on_state=states
+        system.stream_url, lat=LAT, lon=LON, seen_path=path, on_state=states
     ) as second:
         await states.wait_for("connected")
         assert second.welcome is not None and second.welcome.active == 0
@@ -355,6 +358,31 @@ async def test_client_polls_while_the_stream_is_unreachable(system: System, agen
         assert states.count("connected") == 0
 
 
+async def test_client_hands_over_from_poll_to_socket_without_repeats(
+    system: System, node: Node, agency: Agency
+) -> None:
+    """An alert shown from the poll is in the next hello's seen set: not shown again."""
+    states = States()
+    node.gate.is_open = False  # the stream port answers, but no handshake completes
+    async with AlertClient(
+        node.stream_url,
+        lat=LAT,
+        lon=LON,
+        api_url=system.endpoints.api_url,
+        poll_after_failures=1,
+        poll_interval_s=0.2,
+        on_state=states,
+        **FAST,
+    ) as client:
+        await states.wait_for("polling")
+        await post(system, agency, "TX-H1")
+        await next_interrupt(client, "TX-H1")
+        node.gate.is_open = True
+        await states.wait_for("connected")
+        assert client.welcome is not None and client.welcome.active == 0
+        await expect_sentinel_next(system, agency, client)
+
+
 async def test_client_move_brings_the_alert_covering_the_new_place(
     system: System, agency: Agency
 ) -> None:
@@ -373,8 +401,10 @@ async def test_client_ack_is_counted_by_the_server(system: System, agency: Agenc
         await post(system, agency, "TX-A1")
         event = await next_interrupt(client, "TX-A1")
         assert await client.ack(event.alert.id, event.alert.version, "shown")
-        with pytest.raises(ValueError):
-            await client.ack("TX-A1", 1, "liked")  # type: ignore[arg-type]
+        for bad in (("TX-A1", 1, "liked"), ("TX-A1", 0, "shown"), ("", 1, "shown")):
+            with pytest.raises(ValueError):
+                await client.ack(*bad)  # type: ignore[arg-type]
+        assert client.connected  # nothing bad was sent, so nothing was refused
     shown = 0
     async with asyncio.timeout(seconds(10)):
         while shown != 1:  # stats are flushed every 50 ms in tests: bounded polling
@@ -423,6 +453,17 @@ async def test_client_cancelled_iteration_closes_the_socket(system: System) -> N
             await task
     assert entered.is_set()
     assert states.log[-1] == ConnectionState("closed", "closed by the app")
+
+
+async def test_client_sorts_close_codes_into_fatal_and_retryable() -> None:
+    """Refusals of this client's own frames are fatal; restarts, errors and a late hello retry."""
+    for code in (1007, 1008, 1009):
+        with pytest.raises(_stream.Refused):
+            _stream.ending(ConnectionClosed(Close(code, "bad frame"), None))
+    for code in (1000, 1001, 1011, 1013):
+        assert str(code) in _stream.ending(ConnectionClosed(Close(code, ""), None))
+    assert _stream.ending(ConnectionClosed(Close(4408, "no hello within 5 s"), None))
+    assert _stream.ending(ConnectionClosed(None, None)) == "connection lost (1006)"
 
 
 async def test_client_rejects_bad_arguments_before_connecting() -> None:
