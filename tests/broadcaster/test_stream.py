@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import System
+from amber_relay.settings import Settings
+from tests.conftest import System, running_system
 from tests.support import Agency, Client, alert_doc, seconds, signed, square
 
 pytestmark = pytest.mark.asyncio
@@ -162,3 +164,22 @@ async def test_wrong_path_gets_404(system: System) -> None:
         async with connect(system.stream_url.replace("/v1/stream", "/nope")):
             pass
     assert refused.value.response.status_code == 404
+
+
+async def test_resume_holds_when_the_event_stream_is_lost(
+    settings: Settings, agency: Agency
+) -> None:
+    """With the events stream deleted, a new broadcaster still answers hellos from the
+    active set: poll-on-reconnect does not depend on the stream's history."""
+    async with running_system(settings) as first:
+        await first.post(agency, alert_doc("TX-LOST", polygon=square(*SA, 0.1)))
+        await first.wait_active("TX-LOST", *SA)
+    assert settings.redis_url is not None
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        assert await redis.delete(settings.redis_prefix + "events") == 1
+    finally:
+        await redis.aclose()
+    async with running_system(settings) as second:
+        c = await Client.open(second.stream_url, lat=SA[0], lon=SA[1])
+        assert (await c.next_of("interrupt"))["alert"]["id"] == "TX-LOST"
