@@ -83,7 +83,7 @@ class Settings:
     max_seen: int = 256
     move_min_interval_s: float = 1.0
     """Moves faster than this are rate-limited: one per interval is applied."""
-    grid_deg: float = 0.25
+    grid_deg: float = 0.125
     """Cell size of the broadcaster's bucket index of sockets."""
     stream_maxlen: int = 10_000
     stats_flush_s: float = 1.0

@@ -53,7 +53,7 @@ def time_match(
     warm: list[float] = []
     n = 0
     for _ in range(rounds):
-        cache: dict[Cell, bool] = {}
+        cache: dict[Cell, int] = {}
         t0 = time.perf_counter()
         n = len(index.match(area, (), cache))
         cold.append((time.perf_counter() - t0) * 1e3)

@@ -31,8 +31,9 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from raw_floor import listen, parse_args, stdin_eof
+# Run as a script (python benchmarks/naive_starlette.py): make the repository importable.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.raw_floor import listen, parse_args, stdin_eof
 
 WELCOME = json.dumps({"type": "welcome", "node": f"naive:{os.getpid()}"})
 clients: set[WebSocket] = set()

@@ -25,6 +25,7 @@ import json
 import os
 import socket
 import sys
+import threading
 from typing import cast
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -164,12 +165,21 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 async def stdin_eof() -> None:
-    """Return when stdin reaches EOF (the parent that started us is gone)."""
+    """Return when stdin reaches EOF (the parent that started us is gone).
+
+    Read in a daemon thread: it works for any stdin (pipe, file, /dev/null, tty)
+    and never holds up the process's exit.
+    """
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    while await reader.read(4096):
-        pass
+    done = asyncio.Event()
+
+    def read() -> None:
+        while os.read(sys.stdin.fileno(), 4096):
+            pass
+        loop.call_soon_threadsafe(done.set)
+
+    threading.Thread(target=read, daemon=True, name="stdin-eof").start()
+    await done.wait()
 
 
 async def main(args: argparse.Namespace) -> None:

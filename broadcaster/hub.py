@@ -32,6 +32,8 @@ __all__ = ["Answer", "Hub", "Socket"]
 log = logging.getLogger("amber_relay.hub")
 
 ClearReason = Literal["cancelled", "expired", "area_changed"]
+# Up to this many active alerts, hello/move scan them instead of querying the R-tree.
+_SCAN_MAX = 16
 StatKey = tuple[str, int, str]
 
 
@@ -65,7 +67,7 @@ class _Active:
     handle: int
     got: set[Socket] = field(default_factory=set)
     """Sockets that were sent (or had shown) the current version."""
-    inside_cells: dict[Cell, bool] = field(default_factory=dict)
+    inside_cells: dict[Cell, int] = field(default_factory=dict)
 
 
 class Hub:
@@ -80,6 +82,7 @@ class Hub:
         self._rtree = rtree_index.Index()
         self._handles = itertools.count(1)
         self._clear_frames: dict[tuple[str, str], bytes] = {}
+        self._welcome_frames: dict[tuple[str, int, float], bytes] = {}
         self.generation = 0
         """Bumped on every change of the active set (ETag of the poll fallback)."""
 
@@ -186,17 +189,33 @@ class Hub:
         return Answer(alerts, clears)
 
     def _covering(self, lat: float | None, lon: float | None, region: str | None) -> list[_Active]:
+        alerts = self.alerts
+        if not alerts:
+            return []
         if region is not None:
+            if len(alerts) <= _SCAN_MAX:
+                # regions is exact (counties the area touches): no geometry needed.
+                return [a for a in alerts.values() if region in a.regions]
             geom = self.geodata.county(region)
             if geom is None:
                 return []
             ids = self._rtree.intersection(geom.bounds, objects="raw")
-            found = [self.alerts[str(i)] for i in ids]
+            found = [alerts[str(i)] for i in ids]
             return [a for a in found if region in a.regions]
         if lat is None or lon is None:
             return []
+        if len(alerts) <= _SCAN_MAX:
+            # 0-3 alerts are active at once: a bbox test per alert costs far less than
+            # an R-tree query through ctypes, on every hello.
+            return [
+                a
+                for a in alerts.values()
+                if a.area.bbox[1] <= lat <= a.area.bbox[3]
+                and a.area.bbox[0] <= lon <= a.area.bbox[2]
+                and a.area.contains(lat, lon)
+            ]
         ids = self._rtree.intersection((lon, lat, lon, lat), objects="raw")
-        found = [self.alerts[str(i)] for i in ids]
+        found = [alerts[str(i)] for i in ids]
         return [a for a in found if a.area.contains(lat, lon)]
 
     def _live(self, alerts: list[_Active]) -> list[_Active]:
@@ -214,8 +233,7 @@ class Hub:
         shown = list(seen)
         self.index.add(sock)
         answer = self.answer(sock.lat, sock.lon, sock.region, shown)
-        welcome = frames.Welcome(node=node, active=len(answer.alerts), ping_interval_s=ping_s)
-        sock.send(_wire.frame_of(welcome))
+        sock.send(self._welcome_frame(node, len(answer.alerts), ping_s))
         for record in answer.alerts:
             self._deliver(sock, self.alerts[record.id])
         for alert_id, reason in answer.clears:
@@ -271,6 +289,15 @@ class Hub:
     def _count(self, record: AlertRecord, figure: str, n: int) -> None:
         if n:
             self.stats[(record.id, record.version, figure)] += n
+
+    def _welcome_frame(self, node: str, active: int, ping_s: float) -> bytes:
+        # Every hello gets one of a handful of welcomes: encode each once.
+        key = (node, active, ping_s)
+        data = self._welcome_frames.get(key)
+        if data is None:
+            welcome = frames.Welcome(node=node, active=active, ping_interval_s=ping_s)
+            data = self._welcome_frames[key] = _wire.frame_of(welcome)
+        return data
 
     def _clear_frame(self, alert_id: str, reason: ClearReason) -> bytes:
         key = (alert_id, reason)

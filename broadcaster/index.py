@@ -1,27 +1,37 @@
 """Where the sockets are: a grid of buckets of point-tagged sockets, and county buckets.
 
 Pure bookkeeping, no I/O. Matching an area: cells wholly inside the area's polygons
-are taken without testing a point; cells on the boundary are tested exactly
-(vectorised); cells outside are skipped. County-tagged sockets are matched by county.
+are taken without testing a point; the sockets of every cell on the boundary are
+tested exactly, in one vectorised call; cells wholly outside are skipped. Cells are
+classified once per alert version, all at once (vectorised shapely). County-tagged
+sockets are matched by county.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
+from itertools import compress
+from operator import attrgetter
 from typing import Generic, Protocol, TypeVar
 
 import numpy as np
+import shapely
 
-from amber_relay.geo import Area
+from amber_relay.geo import Area, circle_bbox
 
-__all__ = ["Located", "SocketIndex"]
+__all__ = ["BOUNDARY", "INSIDE", "OUTSIDE", "Located", "SocketIndex"]
 
 Cell = tuple[int, int]
 
-# Boundary cells with fewer sockets than this are tested one point at a time; numpy's
-# per-call overhead only pays for itself above it.
-_VECTOR_MIN = 24
+# A cell's class for one area.
+INSIDE, BOUNDARY, OUTSIDE = 1, 0, -1
+# Cell boxes are widened by this (degrees, ~0.1 mm) before classifying: a point whose
+# floor(lat / cell_deg) rounds into a cell may lie an ulp outside its exact box.
+_EPS_DEG = 1e-9
+
+_get_lat = attrgetter("lat")
+_get_lon = attrgetter("lon")
 
 
 class Located(Protocol):
@@ -92,35 +102,55 @@ class SocketIndex(Generic[S]):
                 if y0 <= cell[0] <= y1 and x0 <= cell[1] <= x1:
                     yield cell
 
-    def match(self, area: Area, regions: Iterable[str], inside_cells: dict[Cell, bool]) -> list[S]:
+    def match(self, area: Area, regions: Iterable[str], inside_cells: dict[Cell, int]) -> list[S]:
         """Every socket inside ``area``, exactly.
 
         ``regions`` are the county codes the area touches (for county-tagged sockets);
-        ``inside_cells`` is the caller's per-area cache of "is this cell wholly inside"
-        so repeated matches of one alert classify each cell once.
+        ``inside_cells`` is the caller's per-area cache of cell classes (INSIDE,
+        BOUNDARY, OUTSIDE) so repeated matches of one alert classify each cell once.
         """
+        found = list(self._cells_in(area.bbox))
+        unknown = [c for c in found if c not in inside_cells]
+        if unknown:
+            self._classify(area, unknown, inside_cells)
         out: list[S] = []
-        d = self.cell_deg
-        for cell in self._cells_in(area.bbox):
-            bucket = self.cells[cell]
-            inside = inside_cells.get(cell)
-            if inside is None:
-                y, x = cell
-                inside = area.covers_box(x * d, y * d, (x + 1) * d, (y + 1) * d)
-                inside_cells[cell] = inside
-            if inside:
-                out.extend(bucket)
-            elif len(bucket) < _VECTOR_MIN:
-                contains = area.contains
-                out.extend(s for s in bucket if contains(s.lat, s.lon))  # type: ignore[arg-type]
-            else:
-                socks = list(bucket)
-                lats = np.fromiter((s.lat for s in socks), dtype=np.float64, count=len(socks))
-                lons = np.fromiter((s.lon for s in socks), dtype=np.float64, count=len(socks))
-                hit = area.contains_many(lats, lons)
-                out.extend(s for s, h in zip(socks, hit.tolist(), strict=True) if h)
+        edge: list[S] = []
+        cells = self.cells
+        for cell in found:
+            k = inside_cells[cell]
+            if k == INSIDE:
+                out.extend(cells[cell])
+            elif k == BOUNDARY:
+                edge.extend(cells[cell])
+        if edge:
+            # One vectorised test for all boundary sockets: numpy/shapely's per-call
+            # cost is paid once, and attrgetter keeps the extraction in C.
+            n = len(edge)
+            lats = np.fromiter(map(_get_lat, edge), dtype=np.float64, count=n)
+            lons = np.fromiter(map(_get_lon, edge), dtype=np.float64, count=n)
+            out.extend(compress(edge, area.contains_many(lats, lons).tolist()))
         for region in regions:
             bucket_r = self.regions.get(region)
             if bucket_r:
                 out.extend(bucket_r)
         return out
+
+    def _classify(self, area: Area, cells: list[Cell], into: dict[Cell, int]) -> None:
+        d = self.cell_deg
+        ys = np.fromiter((c[0] for c in cells), dtype=np.float64, count=len(cells))
+        xs = np.fromiter((c[1] for c in cells), dtype=np.float64, count=len(cells))
+        x0, y0 = xs * d - _EPS_DEG, ys * d - _EPS_DEG
+        x1, y1 = (xs + 1) * d + _EPS_DEG, (ys + 1) * d + _EPS_DEG
+        if area.polygons is not None:
+            boxes = shapely.box(x0, y0, x1, y1)
+            inside = shapely.contains(area.polygons, boxes)
+            touch = shapely.intersects(area.polygons, boxes)
+        else:
+            inside = touch = np.zeros(len(cells), dtype=bool)
+        for c in area.circles:
+            # Circles never make a cell INSIDE; a cell meeting a circle's (conservative)
+            # box is BOUNDARY, so its points get the exact haversine test.
+            bx0, by0, bx1, by1 = circle_bbox(c)
+            touch = touch | ((x0 <= bx1) & (bx0 <= x1) & (y0 <= by1) & (by0 <= y1))
+        classes = np.where(inside, INSIDE, np.where(touch, BOUNDARY, OUTSIDE))
+        into.update(zip(cells, classes.tolist(), strict=True))

@@ -106,6 +106,9 @@ async def serve(
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
     geo = await asyncio.to_thread(geodata.load)
+    # The county R-tree is built on first use (~90 ms here): do it now, off the loop,
+    # not on the loop at the first alert's publish.
+    await asyncio.to_thread(geo.counties_intersecting, (0.0, 0.0, 0.0, 0.0))
     agencies = load_agencies(settings.agencies_file)
     redis = store_redis(redis_url)
     arq = await connect(settings, redis_url)

@@ -217,12 +217,20 @@ def _plot(results: list[TargetFigures], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
+    colors = {"raw": "tab:blue", "naive": "tab:gray", "amber": "tab:orange"}
+    styles = ["-", "--", ":", "-."]
     for r in results:
         for i, a in enumerate(r.alerts):
             if not a.latencies_ms:
                 continue
             y = np.arange(1, len(a.latencies_ms) + 1) / len(a.latencies_ms)
-            ax.plot(a.latencies_ms, y, label=f"{r.target} #{i + 1} (n={a.delivered:,})")
+            ax.plot(
+                a.latencies_ms,
+                y,
+                color=colors.get(r.target),
+                linestyle=styles[i % len(styles)],
+                label=f"{r.target} #{i + 1} (n={a.delivered:,})",
+            )
     ax.set_xlabel("hook -> frame received (ms)")
     ax.set_ylabel("fraction of matching clients")
     ax.set_title("Fan-out latency CDF")
