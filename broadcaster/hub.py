@@ -52,6 +52,7 @@ class Socket(Protocol):
     lon: float | None
     region: str | None
     cell: Cell | None
+    slot: int
 
     def send(self, data: bytes) -> bool:
         """Queue bytes on the transport without waiting; false if the socket is closed."""
@@ -132,14 +133,16 @@ class Hub:
         self.alerts[record.id] = alert
         self.ended.pop(record.id, None)
         self.generation += 1
-        matched = self.index.match(area, alert.regions, alert.inside_cells)
-        sent = self._send_all(matched, alert.frame)
-        alert.got.update(matched)
+        sent = matched = 0
+        for chunk in self.index.match(area, alert.regions, alert.inside_cells):
+            matched += len(chunk)
+            sent += self._send_all(chunk, alert.frame)
+            alert.got.update(chunk)
         if old is not None:
             left = old.got.difference(alert.got)
             if left:
                 self._send_all(left, self._clear_frame(record.id, "area_changed"))
-        self._count(record, "matched", len(matched))
+        self._count(record, "matched", matched)
         self._count(record, "delivered", sent)
         return sent
 

@@ -5,17 +5,23 @@ are taken without testing a point; the sockets of every cell on the boundary are
 tested exactly, in one vectorised call; cells wholly outside are skipped. Cells are
 classified once per alert version, all at once (vectorised shapely). County-tagged
 sockets are matched by county.
+
+A cell keeps its sockets in a list with their coordinates in parallel ``array('d')``
+columns (a socket knows its ``slot``; removal swaps the last one in), so taking a
+whole cell is a list copy and testing a boundary cell reads its coordinates as
+numpy views, with no per-socket Python work.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
-from itertools import compress
-from operator import attrgetter
+from array import array
+from collections.abc import Iterable
+from itertools import chain, compress
 from typing import Generic, Protocol, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 import shapely
 
 from amber_relay.geo import Area, circle_bbox
@@ -29,9 +35,8 @@ INSIDE, BOUNDARY, OUTSIDE = 1, 0, -1
 # Cell boxes are widened by this (degrees, ~0.1 mm) before classifying: a point whose
 # floor(lat / cell_deg) rounds into a cell may lie an ulp outside its exact box.
 _EPS_DEG = 1e-9
-
-_get_lat = attrgetter("lat")
-_get_lon = attrgetter("lon")
+# Sizes (in cells per side) of the boxes classified, coarse to fine.
+_LEVELS = (16, 4, 1)
 
 
 class Located(Protocol):
@@ -41,9 +46,20 @@ class Located(Protocol):
     lon: float | None
     region: str | None
     cell: Cell | None
+    slot: int
+    """Position in its cell's list (maintained by the index)."""
 
 
 S = TypeVar("S", bound=Located)
+
+
+class _Bucket(Generic[S]):
+    __slots__ = ("lats", "lons", "socks")
+
+    def __init__(self) -> None:
+        self.socks: list[S] = []
+        self.lats = array("d")
+        self.lons = array("d")
 
 
 class SocketIndex(Generic[S]):
@@ -51,11 +67,13 @@ class SocketIndex(Generic[S]):
 
     def __init__(self, cell_deg: float) -> None:
         self.cell_deg = cell_deg
-        self.cells: dict[Cell, set[S]] = {}
+        self.cells: dict[Cell, _Bucket[S]] = {}
         self.regions: dict[str, set[S]] = {}
 
     def __len__(self) -> int:
-        return sum(len(s) for s in self.cells.values()) + sum(len(s) for s in self.regions.values())
+        return sum(len(b.socks) for b in self.cells.values()) + sum(
+            len(s) for s in self.regions.values()
+        )
 
     def cell_of(self, lat: float, lon: float) -> Cell:
         return (math.floor(lat / self.cell_deg), math.floor(lon / self.cell_deg))
@@ -67,90 +85,136 @@ class SocketIndex(Generic[S]):
             self.regions.setdefault(sock.region, set()).add(sock)
         elif sock.lat is not None and sock.lon is not None:
             cell = self.cell_of(sock.lat, sock.lon)
+            bucket = self.cells.get(cell)
+            if bucket is None:
+                bucket = self.cells[cell] = _Bucket()
             sock.cell = cell
-            self.cells.setdefault(cell, set()).add(sock)
+            sock.slot = len(bucket.socks)
+            bucket.socks.append(sock)
+            bucket.lats.append(sock.lat)
+            bucket.lons.append(sock.lon)
 
     def remove(self, sock: S) -> None:
         """Unfile a socket (before re-tagging it, or when it closes). Idempotent."""
         if sock.cell is not None:
             bucket = self.cells.get(sock.cell)
             if bucket is not None:
-                bucket.discard(sock)
-                if not bucket:
+                i, last = sock.slot, len(bucket.socks) - 1
+                if i != last:  # swap the last socket into the freed slot
+                    moved = bucket.socks[last]
+                    bucket.socks[i] = moved
+                    bucket.lats[i] = bucket.lats[last]
+                    bucket.lons[i] = bucket.lons[last]
+                    moved.slot = i
+                bucket.socks.pop()
+                bucket.lats.pop()
+                bucket.lons.pop()
+                if not bucket.socks:
                     del self.cells[sock.cell]
             sock.cell = None
         elif sock.region is not None:
-            bucket = self.regions.get(sock.region)
-            if bucket is not None:
-                bucket.discard(sock)
-                if not bucket:
+            bucket_r = self.regions.get(sock.region)
+            if bucket_r is not None:
+                bucket_r.discard(sock)
+                if not bucket_r:
                     del self.regions[sock.region]
 
-    def _cells_in(self, bbox: tuple[float, float, float, float]) -> Iterator[Cell]:
+    def _cells_in(self, bbox: tuple[float, float, float, float]) -> list[Cell]:
         min_lon, min_lat, max_lon, max_lat = bbox
         d = self.cell_deg
         y0, y1 = math.floor(min_lat / d), math.floor(max_lat / d)
         x0, x1 = math.floor(min_lon / d), math.floor(max_lon / d)
-        span = (y1 - y0 + 1) * (x1 - x0 + 1)
-        if span <= len(self.cells):
-            for y in range(y0, y1 + 1):
-                for x in range(x0, x1 + 1):
-                    if (y, x) in self.cells:
-                        yield (y, x)
-        else:
-            for cell in self.cells:
-                if y0 <= cell[0] <= y1 and x0 <= cell[1] <= x1:
-                    yield cell
+        cells = self.cells
+        if (y1 - y0 + 1) * (x1 - x0 + 1) <= len(cells):
+            return [(y, x) for y in range(y0, y1 + 1) for x in range(x0, x1 + 1) if (y, x) in cells]
+        return [c for c in cells if y0 <= c[0] <= y1 and x0 <= c[1] <= x1]
 
-    def match(self, area: Area, regions: Iterable[str], inside_cells: dict[Cell, int]) -> list[S]:
-        """Every socket inside ``area``, exactly.
+    def match(
+        self, area: Area, regions: Iterable[str], inside_cells: dict[Cell, int]
+    ) -> list[list[S]]:
+        """Every socket inside ``area``, exactly, as a list of chunks.
+
+        Whole cells come back as the index's own lists (no per-socket work, which at a
+        million sockets is what costs: touching each object); boundary cells as one
+        list of the sockets that passed the exact test. The chunks are valid until the
+        index next changes: iterate them before yielding to the event loop.
 
         ``regions`` are the county codes the area touches (for county-tagged sockets);
         ``inside_cells`` is the caller's per-area cache of cell classes (INSIDE,
         BOUNDARY, OUTSIDE) so repeated matches of one alert classify each cell once.
         """
-        found = list(self._cells_in(area.bbox))
+        found = self._cells_in(area.bbox)
         unknown = [c for c in found if c not in inside_cells]
         if unknown:
             self._classify(area, unknown, inside_cells)
-        out: list[S] = []
-        edge: list[S] = []
         cells = self.cells
-        for cell in found:
-            k = inside_cells[cell]
-            if k == INSIDE:
-                out.extend(cells[cell])
-            elif k == BOUNDARY:
-                edge.extend(cells[cell])
-        if edge:
+        classes = [inside_cells[c] for c in found]
+        out = [cells[c].socks for c, k in zip(found, classes, strict=True) if k == INSIDE]
+        boundary = [cells[c] for c, k in zip(found, classes, strict=True) if k == BOUNDARY]
+        if boundary:
             # One vectorised test for all boundary sockets: numpy/shapely's per-call
-            # cost is paid once, and attrgetter keeps the extraction in C.
-            n = len(edge)
-            lats = np.fromiter(map(_get_lat, edge), dtype=np.float64, count=n)
-            lons = np.fromiter(map(_get_lon, edge), dtype=np.float64, count=n)
-            out.extend(compress(edge, area.contains_many(lats, lons).tolist()))
+            # cost is paid once, and the coordinates are read without Python objects.
+            # (np.concatenate copies, so no view of an array outlives this statement.)
+            lats = np.concatenate([np.frombuffer(b.lats, dtype=np.float64) for b in boundary])
+            lons = np.concatenate([np.frombuffer(b.lons, dtype=np.float64) for b in boundary])
+            hit = area.contains_many(lats, lons)
+            edge = chain.from_iterable([b.socks for b in boundary])
+            out.append(list(compress(edge, hit.tolist())))
         for region in regions:
             bucket_r = self.regions.get(region)
             if bucket_r:
-                out.extend(bucket_r)
+                out.append(list(bucket_r))
         return out
 
     def _classify(self, area: Area, cells: list[Cell], into: dict[Cell, int]) -> None:
-        d = self.cell_deg
-        ys = np.fromiter((c[0] for c in cells), dtype=np.float64, count=len(cells))
-        xs = np.fromiter((c[1] for c in cells), dtype=np.float64, count=len(cells))
+        # Coarse to fine: cells under a box wholly inside or outside the area take its
+        # class; only those under a boundary box go down a level. For a state this
+        # tests a small fraction of the cells (the shapely predicates are the cost),
+        # and the bookkeeping stays in numpy.
+        n = len(cells)
+        ys = np.fromiter((c[0] for c in cells), dtype=np.int64, count=n)
+        xs = np.fromiter((c[1] for c in cells), dtype=np.int64, count=n)
+        result = np.full(n, BOUNDARY, dtype=np.int64)
+        todo = np.arange(n)
+        for scale in _LEVELS:
+            by, bx = ys[todo] // scale, xs[todo] // scale
+            # One integer key per box, so np.unique sorts a flat array, not rows.
+            x_min = int(bx.min())
+            width = int(bx.max()) - x_min + 1
+            keys, inverse = np.unique(by * width + (bx - x_min), return_inverse=True)
+            box_y, box_x = np.divmod(keys, width)
+            classes = self._classes(area, box_y, box_x + x_min, scale)[inverse.ravel()]
+            if scale == 1:
+                result[todo] = classes
+                break
+            settled = classes != BOUNDARY
+            result[todo[settled]] = classes[settled]
+            todo = todo[~settled]
+            if todo.size == 0:
+                break
+        into.update(zip(cells, result.tolist(), strict=True))
+
+    def _classes(
+        self, area: Area, ys: npt.NDArray[np.int64], xs: npt.NDArray[np.int64], scale: int
+    ) -> npt.NDArray[np.int64]:
+        """INSIDE / BOUNDARY / OUTSIDE of boxes ``scale`` cells wide at (ys, xs)."""
+        d = self.cell_deg * scale
         x0, y0 = xs * d - _EPS_DEG, ys * d - _EPS_DEG
         x1, y1 = (xs + 1) * d + _EPS_DEG, (ys + 1) * d + _EPS_DEG
         if area.polygons is not None:
             boxes = shapely.box(x0, y0, x1, y1)
-            inside = shapely.contains(area.polygons, boxes)
             touch = shapely.intersects(area.polygons, boxes)
+            inside = np.zeros(len(ys), dtype=bool)
+            if touch.any():  # only a box that meets the area can lie inside it
+                inside[touch] = shapely.contains(area.polygons, boxes[touch])
         else:
-            inside = touch = np.zeros(len(cells), dtype=bool)
+            inside = touch = np.zeros(len(ys), dtype=bool)
         for c in area.circles:
             # Circles never make a cell INSIDE; a cell meeting a circle's (conservative)
             # box is BOUNDARY, so its points get the exact haversine test.
             bx0, by0, bx1, by1 = circle_bbox(c)
             touch = touch | ((x0 <= bx1) & (bx0 <= x1) & (y0 <= by1) & (by0 <= y1))
-        classes = np.where(inside, INSIDE, np.where(touch, BOUNDARY, OUTSIDE))
-        into.update(zip(cells, classes.tolist(), strict=True))
+        classes: npt.NDArray[np.int64] = np.where(
+            inside, INSIDE, np.where(touch, BOUNDARY, OUTSIDE)
+        )
+        return classes

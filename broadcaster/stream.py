@@ -200,6 +200,7 @@ class Connection(asyncio.Protocol):
         "pending_move",
         "region",
         "server",
+        "slot",
         "transport",
         "writable",
         "ws",
@@ -218,6 +219,7 @@ class Connection(asyncio.Protocol):
         self.lon: float | None = None
         self.region: str | None = None
         self.cell: Cell | None = None
+        self.slot = -1
         self.hello_done = False
         self.opened_at = self.last_rx = time.monotonic()
         self.last_move = 0.0
