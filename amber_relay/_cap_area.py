@@ -18,6 +18,7 @@ import defusedxml.ElementTree as DefusedET
 from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 
 from .errors import Invalid, Malformed
+from .ingest import decode_utf8
 
 NS = "urn:oasis:names:tc:emergency:cap:1.2"
 _PREFIX = "{" + NS + "}"
@@ -43,13 +44,7 @@ def load(body: bytes) -> Element:
             external references.
         Invalid: the root is not a CAP 1.2 ``alert``.
     """
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise Malformed(
-            f"body is not valid UTF-8: byte 0x{body[exc.start]:02x} at offset {exc.start}",
-            code="bad_utf8",
-        ) from None
+    text = decode_utf8(body)
     try:
         # A str, not the bytes: expat then ignores the declared encoding, so a wrong
         # declaration cannot re-decode valid UTF-8 into other characters.

@@ -22,7 +22,7 @@ from .geodata import GeoData
 from .model import AlertContent, AlertIn, AlertRecord, Info, MultiPolygonGeometry
 from .settings import Settings
 
-__all__ = ["Validated", "parse_json", "parse_time", "validate"]
+__all__ = ["Validated", "decode_utf8", "parse_json", "parse_time", "validate"]
 
 _json_decoder = msgspec.json.Decoder(AlertIn)
 
@@ -35,6 +35,21 @@ class Validated:
     warnings: list[str] = field(default_factory=list)
 
 
+def decode_utf8(body: bytes) -> str:
+    """The body as text.
+
+    Raises:
+        Malformed: not valid UTF-8; the reason names the byte and its offset.
+    """
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Malformed(
+            f"body is not valid UTF-8: byte 0x{body[exc.start]:02x} at offset {exc.start}",
+            code="bad_utf8",
+        ) from None
+
+
 def parse_json(body: bytes) -> AlertIn:
     """Decode a JSON alert.
 
@@ -42,13 +57,7 @@ def parse_json(body: bytes) -> AlertIn:
         Malformed: not UTF-8, not JSON, or nested too deeply.
         Invalid: JSON of the wrong shape; the reason carries the JSON path.
     """
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise Malformed(
-            f"body is not valid UTF-8: byte 0x{body[exc.start]:02x} at offset {exc.start}",
-            code="bad_utf8",
-        ) from None
+    decode_utf8(body)
     try:
         return _json_decoder.decode(body)
     except msgspec.ValidationError as exc:

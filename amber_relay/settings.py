@@ -64,8 +64,12 @@ class Settings:
     """Let the worker fetch photos from private/loopback addresses (tests, closed networks)."""
 
     # Worker
-    worker_poll_delay_s: float = 0.005
-    """arq queue poll interval: enqueue -> job start waits on it (p50 6 ms at 5 ms)."""
+    worker_poll_delay_s: float = 0.05
+    """arq queue poll interval. Not on the hook-to-frame path: the serving process
+    applies a new version itself right after queueing it (the queued job then finds
+    it applied); the worker's poll matters for alerts with photo URLs, for versions
+    a crashed server did not apply, and for the idle CPU (5 ms polls cost ~13 % of a
+    core here)."""
     worker_job_timeout_s: float = 60.0
     expire_interval_s: int = 1
     """Seconds between expiry sweeps (an arq cron job)."""

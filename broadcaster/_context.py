@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import msgspec
 from starlette.responses import Response
@@ -13,7 +12,7 @@ from starlette.responses import Response
 from amber_relay.agencies import Agency
 from amber_relay.geodata import GeoData
 from amber_relay.settings import Settings
-from amber_relay.store import Store
+from amber_relay.store import Store, Submission
 
 from ._problem import problem
 from .hub import Hub
@@ -34,8 +33,10 @@ class ApiContext:
     agencies: dict[str, Agency]
     geodata: GeoData
     hub: Hub
-    enqueue: Callable[[str, int], Any]
-    """Queue the apply job of (alert id, version); awaitable; raises on failure."""
+    enqueue: Callable[[str, int, Submission, bool], Awaitable[None]]
+    """Queue the apply job of (alert id, version, submission, fresh); raises on failure.
+
+    ``fresh`` is false for an idempotent replay (nothing new to apply)."""
     clock: Callable[[], float]
 
 

@@ -195,7 +195,7 @@ class AgencyHook:
             return problem(
                 status, "Conflict" if status == 409 else "Not Found", detail, code=f"alert_{state}"
             )
-        await self.ctx.enqueue(alert_id, version)
+        await self.ctx.enqueue(alert_id, version, sub, not existing)
         body: dict[str, Any] = {"id": alert_id, "version": version, "status": "accepted"}
         if sub.warnings:
             body["warnings"] = sub.warnings

@@ -17,6 +17,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 from redis.asyncio import Redis
@@ -24,8 +25,10 @@ from redis.asyncio import Redis
 from amber_relay import geodata
 from amber_relay.agencies import load_agencies
 from amber_relay.settings import Settings
-from amber_relay.store import Store
+from amber_relay.store import Store, Submission
+from workers.photos import PhotoFetcher
 from workers.queue import connect, enqueue_apply
+from workers.tasks import apply
 
 from .api import ApiContext, create_app
 from .feed import flush_stats, follow
@@ -75,6 +78,20 @@ def store_redis(url: str) -> Redis:
     return client
 
 
+def _needs_fetch(sub: Submission) -> bool:
+    # Photos behind URLs are fetched by the worker alone, so each is fetched once.
+    return sub.record is not None and any(p.url for p in sub.record.pending_photos)
+
+
+async def _apply_now(ctx: dict[str, Any], alert_id: str, version: int) -> None:
+    try:
+        await apply(ctx, alert_id, version)
+    except Exception as exc:  # the queued job will apply it; say why this did not
+        log.warning(
+            "fast apply of %s v%d failed (%r); the worker will apply it", alert_id, version, exc
+        )
+
+
 async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
     # A cancellation that lands while redis-py is mid-read can be absorbed once (seen
     # with arq's poll loop after a Redis restart), so cancel again until each task ends.
@@ -122,8 +139,18 @@ async def serve(
     node = f"{socket.gethostname()}:{os.getpid()}"
     stream = StreamServer(hub, settings, node=node)
 
-    async def enqueue(alert_id: str, version: int) -> None:
+    fast_ctx: dict[str, Any] = {"store": store, "photos": PhotoFetcher(store, settings)}
+    fast_tasks: set[asyncio.Task[None]] = set()
+
+    async def enqueue(alert_id: str, version: int, sub: Submission, fresh: bool) -> None:
+        # Durable first: the queued job is what guarantees the version is applied.
         await enqueue_apply(arq, store.keys.queue, alert_id, version)
+        if fresh and not _needs_fetch(sub):
+            # Fast path: apply right here instead of waiting for the worker's poll;
+            # applying is idempotent, so the worker's run of the same job is a no-op.
+            task = asyncio.create_task(_apply_now(fast_ctx, alert_id, version))
+            fast_tasks.add(task)
+            task.add_done_callback(fast_tasks.discard)
 
     api_sock = bind(settings.host, settings.port)
     stream_sock = bind(settings.host, settings.stream_port)

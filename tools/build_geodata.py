@@ -2,7 +2,7 @@
 
 The Python half of ``tools/build_geodata.sh`` (which fetches us-atlas with npm and decodes
 it with topojson-client's ``topo2geo``); provenance and defects are in ``docs/geodata.md``.
-The clean-up is the one in /work/shared/data/README.md, step for step:
+The clean-up is the one documented in docs/geodata.md (from the data's README), step for step:
 
 1. coordinates rounded to 6 decimals (0.1 m; the source grid is ~100-300 m);
 2. rings with fewer than 3 distinct points dropped (a collapsed outer ring drops its
