@@ -10,7 +10,7 @@ from websockets.http11 import Request
 from websockets.server import ServerProtocol
 from websockets.streams import StreamReader
 
-from broadcaster.stream import fast_accept
+from broadcaster._handshake import fast_accept
 
 
 def request(key: str, *extra: str, path: str = "/v1/stream") -> bytes:
