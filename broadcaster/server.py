@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -188,6 +189,10 @@ async def serve(
     try:
         async with asyncio.timeout(30):
             await synced.wait()
+        # Geodata, the app and the active alerts live as long as the process: move them
+        # out of the cyclic GC's generations so a full collection (which stops the event
+        # loop, fan-out included) does not walk them again and again.
+        gc.freeze()
         await stream_server.start_serving()
         http_task = asyncio.create_task(http.serve(sockets=[api_sock]), name="http")
         api_port = api_sock.getsockname()[1]
