@@ -109,8 +109,11 @@ class _Public:
         )
 
     async def config(self, request: Request) -> Response:
+        """Where the page's stream is: same host; wss behind TLS (direct or at a proxy)."""
         host = request.url.hostname or "127.0.0.1"
-        return JSONResponse({"stream_url": f"ws://{host}:{self.s.stream_port}/v1/stream"})
+        proto = request.headers.get("x-forwarded-proto", request.url.scheme)
+        scheme = "wss" if proto == "https" else "ws"
+        return JSONResponse({"stream_url": f"{scheme}://{host}:{self.s.stream_port}/v1/stream"})
 
     async def page(self, request: Request) -> Response:
         html = resources.files("clients").joinpath("web/index.html").read_text("utf-8")

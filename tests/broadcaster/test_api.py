@@ -282,3 +282,12 @@ async def test_poll_fallback_answers_like_a_hello(system: System, agency: Agency
     assert outside.json()["alerts"] == []
     bad = await system.http.get("/v1/alerts/active", params={"lat": 95, "lon": 0})
     assert_problem(bad, 400, "bad_query")
+
+
+async def test_config_points_the_page_at_the_bound_stream(system: System) -> None:
+    """/v1/config names the stream's real port, and wss when the request came over TLS."""
+    port = system.stream_url.rsplit(":", 1)[1].split("/")[0]
+    r = await system.http.get("/v1/config")
+    assert r.json()["stream_url"] == f"ws://127.0.0.1:{port}/v1/stream"
+    r = await system.http.get("/v1/config", headers={"X-Forwarded-Proto": "https"})
+    assert r.json()["stream_url"] == f"wss://127.0.0.1:{port}/v1/stream"
