@@ -21,7 +21,6 @@ so a crash between two commands cannot leave half an alert. Everything is in one
 
 from __future__ import annotations
 
-import time
 from typing import Literal
 
 import msgspec
@@ -335,8 +334,3 @@ class Store:
 
 def _text(v: bytes | str) -> str:
     return v.decode() if isinstance(v, bytes) else v
-
-
-def now() -> float:
-    """Wall clock in unix seconds (the one place the store's callers read time)."""
-    return time.time()

@@ -33,6 +33,10 @@ async def apply(ctx: dict[str, Any], alert_id: str, version: int) -> str:
     store: Store = ctx["store"]
     fetcher: PhotoFetcher = ctx["photos"]
     try:
+        # The serving process usually applied it already (its fast path): stop here
+        # rather than load the submission and process its photos a second time.
+        if int((await store.meta(alert_id)).get("applied", "0")) >= version:
+            return "superseded"
         sub = await store.load_submission(alert_id, version)
         if sub is None:
             log.error("apply %s v%d: no such submission", alert_id, version)
