@@ -19,6 +19,7 @@ from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidd
 
 from .errors import Invalid, Malformed
 from .ingest import decode_utf8
+from .model import TEXT_MAX_CHARS
 
 NS = "urn:oasis:names:tc:emergency:cap:1.2"
 _PREFIX = "{" + NS + "}"
@@ -32,24 +33,35 @@ _NUMBER = re.compile(_NUM)
 # not worth refusing an AMBER alert over.
 _COMMA_SPACE = re.compile(r"\s*,\s*")
 _SAME = re.compile(r"[0-9]{6}")
-_DESCRIPTION_MAX = 200
+# The encoding named by an XML declaration (XML 1.0 section 4.3.3), read from the ASCII
+# bytes it is written in.
+_DECLARED = re.compile(rb"""^<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z][A-Za-z0-9._-]*)["']""")
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 _IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
 
 
 def load(body: bytes) -> Element:
     """The root ``alert`` element of a CAP 1.2 document.
 
+    The bytes go to the XML parser, which honours the XML declaration and a byte order
+    mark: UTF-8 (the default), UTF-16 with a BOM, ISO-8859-1, windows-1252 and the other
+    single-byte encodings Python knows. Multi-byte encodings other than UTF-8/16 are
+    refused.
+
     Raises:
-        Malformed: not UTF-8, not well-formed, or declaring a DTD, entities or
-            external references.
+        Malformed: not in its declared encoding (``bad_utf8`` for UTF-8, with the byte
+            and offset), an unsupported encoding (``bad_encoding``), not well-formed, or
+            declaring a DTD, entities or external references.
         Invalid: the root is not a CAP 1.2 ``alert``.
     """
-    text = decode_utf8(body)
+    declared = _DECLARED.match(body)
+    utf8 = declared is None or declared[1].lower() in (b"utf-8", b"utf8")
+    if utf8 and not body.startswith(_BOMS):
+        # expat would say only "not well-formed (invalid token)"; this names the byte.
+        decode_utf8(body)
     try:
-        # A str, not the bytes: expat then ignores the declared encoding, so a wrong
-        # declaration cannot re-decode valid UTF-8 into other characters.
         root: Element = DefusedET.fromstring(
-            text, forbid_dtd=True, forbid_entities=True, forbid_external=True
+            body, forbid_dtd=True, forbid_entities=True, forbid_external=True
         )
     except DTDForbidden:
         raise Malformed(
@@ -65,6 +77,13 @@ def load(body: bytes) -> Element:
         raise Malformed(
             f"malformed XML: line {line} column {column}: {ErrorString(exc.code)}",
             code="bad_xml",
+        ) from None
+    except ValueError as exc:
+        # After defusedxml's own errors, which are ValueErrors too: pyexpat refuses
+        # multi-byte encodings other than UTF-8/16 this way.
+        name = declared[1].decode("ascii") if declared else "?"
+        raise Malformed(
+            f"XML encoding {name!r} is not supported ({exc}); send UTF-8", code="bad_encoding"
         ) from None
     ns, _, local = root.tag[1:].rpartition("}") if root.tag.startswith("{") else ("", "", root.tag)
     if local != "alert":
@@ -184,7 +203,7 @@ class AreaUnion:
         """
         desc = req_text(area, "areaDesc", where)
         if self.description is None:
-            self.description = desc[:_DESCRIPTION_MAX]
+            self.description = desc  # refused by the schema when too long, never cut
         self.count += 1
         parts = 0
         for k, el in enumerate(children(area, "polygon")):
@@ -298,11 +317,19 @@ def union_area(
     return union.to_dict()
 
 
-def cancel_area(info: Element) -> dict[str, object]:
-    """Only the description of a Cancel's area: a Cancel is never refused over geometry."""
+def cancel_area(info: Element, where: str, warnings: list[str]) -> dict[str, object]:
+    """Only the description of a Cancel's area: a Cancel is never refused over its area,
+    since refusing it would leave the alert live (an over-long description is dropped
+    with a warning)."""
     first = info.find(tag("area"))
     desc = (first.findtext(tag("areaDesc")) or "").strip() if first is not None else ""
-    return {"description": desc[:_DESCRIPTION_MAX] or None}
+    if len(desc) > TEXT_MAX_CHARS:
+        warnings.append(
+            f"{where} area 0 <areaDesc>: {len(desc)} characters; the limit is"
+            f" {TEXT_MAX_CHARS}; not kept (a Cancel is never refused over its area)"
+        )
+        return {"description": None}
+    return {"description": desc or None}
 
 
 def parse_photos(

@@ -6,9 +6,14 @@ so XXE, billion laughs and remote DTDs are refused before any expansion.
 
 Decisions where CAP 1.2, IPAWS and this hook differ or CAP leaves a choice:
 
-- **Encoding.** The body must be UTF-8, whatever its XML declaration says; it is
-  decoded once and the declaration is not consulted (a Latin-1 declaration over UTF-8
-  bytes would otherwise turn names into mojibake without an error).
+- **Encoding.** The body is parsed as bytes, honouring its XML declaration and byte
+  order mark (XML 1.0 §4.3.3): UTF-8 by default, UTF-16 with a BOM, ISO-8859-1,
+  windows-1252 and other single-byte encodings. Bytes that are not valid UTF-8 in a
+  UTF-8 document are refused naming the byte and its offset.
+- **Event.** The SAME ``eventCode`` (IPAWS profile: exactly one per info, the same in
+  every info) is the event; a message without one is refused, nothing is inferred from
+  ``<event>``. Which codes are published is the deployment's policy
+  (:mod:`amber_relay.policy`).
 - **"Z" times.** CAP 1.2 §3.2 forbids "Z" (UTC is written ``-00:00``), but many
   generators emit it and its meaning is unambiguous: it is read as ``-00:00`` with a
   warning. A time without an offset is refused. The envelope keeps ``sent`` as
@@ -21,9 +26,9 @@ Decisions where CAP 1.2, IPAWS and this hook differ or CAP leaves a choice:
 - **Areas.** The area is the union of every ``area`` of every info, with identical
   polygons, circles and SAME codes kept once: AMBER senders repeat the same area in
   each language, and a union never under-alerts if they do not. ``areaDesc`` of the
-  primary info's first area is the description (cut to 200 characters, the only text
-  shortened). Only SAME geocodes are resolved; UGC, FIPS6 and others are ignored with
-  a warning.
+  primary info's first area is the description (never shortened: an over-long one is
+  refused like any text). Only SAME geocodes are resolved; UGC, FIPS6 and others are
+  ignored with a warning.
 - **Photos.** Image resources (JPEG, PNG, WebP) of every info, kept once; an inline
   ``derefUri`` is preferred to a ``uri``, which the worker would have to fetch.
 - **Cancel.** ``info`` is optional; when present only its text is read. Its areas
@@ -57,9 +62,10 @@ from ._cap_area import (
     req_text,
     union_area,
 )
+from ._limits import length_detail
 from .errors import Invalid
 from .ingest import parse_time
-from .model import AlertIn
+from .model import TEXT_MAX_CHARS, AlertIn
 
 __all__ = ["CapMessage", "CapReference", "parse_cap"]
 
@@ -68,7 +74,8 @@ _MSG_TYPES = ("Alert", "Update", "Cancel", "Ack", "Error")
 _SCOPES = ("Public", "Restricted", "Private")
 _INFO_REQUIRED = ("event", "urgency", "severity", "certainty")
 _MAX_ID = 200  # AlertIn.identifier's cap; a reference must be able to quote it
-_MAX_NOTE = 4000
+_MAX_NOTE = TEXT_MAX_CHARS
+_SAME_EVENT = re.compile(r"[A-Z]{3}")
 _MAX_WARNINGS = 20
 _SPACE_OR_COMMA = re.compile(r"[\s,]")
 _AT = re.compile(r"^(.*) - at `(\$[^`]*)`$", re.DOTALL)
@@ -150,7 +157,7 @@ def parse_cap(body: bytes, *, max_vertices: int) -> CapMessage:
     note = opt_text(root, "note", "alert")
     if note is not None and len(note) > _MAX_NOTE:
         raise Invalid(
-            f"<note> has {len(note)} characters; the limit is {_MAX_NOTE}", code="cap_bad_value"
+            f"<note>: {len(note)} characters; the limit is {_MAX_NOTE}", code="cap_too_long"
         )
     references = _references(opt_text(root, "references", "alert"), warnings)
     if msg_type != "Alert" and not references:
@@ -203,7 +210,7 @@ def _token(value: str, name: str) -> str:
         raise Invalid(f"<{name}> {value[:60]!r} contains a space or comma", code="cap_bad_value")
     if len(value) > _MAX_ID:
         raise Invalid(
-            f"<{name}> has {len(value)} characters; the limit is {_MAX_ID}", code="cap_bad_value"
+            f"<{name}>: {len(value)} characters; the limit is {_MAX_ID}", code="cap_too_long"
         )
     return value
 
@@ -245,6 +252,7 @@ def _info_text(info: Element, i: int, warnings: list[str]) -> _InfoText:
     for name in _INFO_REQUIRED:
         req_text(info, name, where)
     event = req_text(info, "event", where)
+    event_code = _event_code(info, where)
     expires = opt_text(info, "expires", where)
     params: dict[str, str] = {}
     for k, p in enumerate(children(info, "parameter")):
@@ -270,8 +278,31 @@ def _info_text(info: Element, i: int, warnings: list[str]) -> _InfoText:
             "expires": _time(expires, f"{where} expires", warnings) if expires else None,
             "short_text": params.get("CMAMtext"),
             "long_text": params.get("CMAMlongtext"),
+            "event_code": event_code,
         },
     )
+
+
+def _event_code(info: Element, where: str) -> str | None:
+    """The SAME event code of an info (IPAWS: exactly one), or ``None``."""
+    codes: dict[str, None] = {}
+    for k, el in enumerate(children(info, "eventCode")):
+        ewhere = f"{where} eventCode {k}"
+        if req_text(el, "valueName", ewhere) != "SAME":
+            continue
+        value = req_text(el, "value", ewhere)
+        if _SAME_EVENT.fullmatch(value) is None:
+            raise Invalid(
+                f"{ewhere}: SAME event code {value[:40]!r} is not 3 capital letters (e.g. CAE)",
+                code="cap_bad_event_code",
+            )
+        codes.setdefault(value)
+    if len(codes) > 1:
+        raise Invalid(
+            f"{where} has SAME event codes {', '.join(codes)}; the IPAWS profile allows one",
+            code="cap_bad_event_code",
+        )
+    return next(iter(codes), None)
 
 
 def _categories(info: Element, where: str) -> None:
@@ -325,6 +356,7 @@ def _alert(
         for key, name in _TRANSLATED.items():
             origin[f"$.translations[{k}].{key}"] = f"info {t.index} {name}"
         translations.append({"language": t.language, **{key: t.fields[key] for key in _TRANSLATED}})
+    event_code = _common_event_code(texts, cancel)
     expires = f["expires"]
     if expires is None:
         if not cancel:
@@ -335,7 +367,12 @@ def _alert(
         expires = sent
     ordered = [(t.index, infos[t.index]) for t in order]
     photos = parse_photos(ordered, origin, warnings)
-    area = cancel_area(infos[p]) if cancel else union_area(ordered, max_vertices, warnings)
+    area = (
+        cancel_area(infos[p], f"info {p}", warnings)
+        if cancel
+        else union_area(ordered, max_vertices, warnings)
+    )
+    origin["$.area.description"] = f"info {p} area 0 <areaDesc>"
     data: dict[str, object] = {
         "identifier": identifier,
         "status": status,
@@ -345,6 +382,7 @@ def _alert(
         "sent": sent,
         "language": primary.language,
         "event": f["event"],
+        "event_code": event_code,
         "sender_name": f["sender_name"],
         "description": f["description"],
         "instruction": f["instruction"],
@@ -358,7 +396,33 @@ def _alert(
     try:
         return msgspec.convert(data, AlertIn)
     except msgspec.ValidationError as exc:
+        detail = length_detail(str(exc), data)
+        if detail is not None:
+            raise Invalid(_cap_terms(detail, origin), code="cap_too_long") from None
         raise Invalid(_cap_terms(str(exc), origin), code="schema") from None
+
+
+def _common_event_code(texts: list[_InfoText], cancel: bool) -> str:
+    """The one SAME event code of all infos (IPAWS: the same in every info)."""
+    codes = {t.fields["event_code"]: t for t in texts if t.fields["event_code"] is not None}
+    if len(codes) > 1:
+        where = ", ".join(f"info {t.index} {code}" for code, t in codes.items())
+        raise Invalid(
+            f"infos carry different SAME event codes ({where}); the IPAWS profile needs one"
+            " event per message",
+            code="cap_bad_event_code",
+        )
+    if codes:
+        return str(next(iter(codes)))
+    if cancel:
+        return "CAE"  # a Cancel's content is never published; it is not refused either
+    event = texts[0].fields["event"] or ""
+    raise Invalid(
+        f"info {texts[0].index}: no <eventCode> with <valueName>SAME</valueName>; this hook"
+        f" needs the SAME event code (CAE for a Child Abduction Emergency) and infers none"
+        f" from <event> {event[:80]!r}",
+        code="event_code_missing",
+    )
 
 
 _TRANSLATED = {

@@ -29,6 +29,7 @@ from rtree import index as rtree_index
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
+from ._jurisdiction import Jurisdictions
 from .errors import Forbidden, Invalid
 
 __all__ = [
@@ -46,9 +47,8 @@ _SUCCESSORS = {
 }
 _NULL_GEOMETRY_FALLBACK = {"51610": "51059"}  # Falls Church lies inside Fairfax
 
-# Jurisdiction tolerance: the 1:10m boundaries are off by hundreds of metres, so an
-# area may reach this far (degrees, ~2 km) past its states' outline and still pass.
-_BORDER_TOLERANCE_DEG = 0.02
+# Jurisdiction margin when none is given: 12 nautical miles, the territorial sea.
+_MARGIN_KM = 22.2
 
 
 @dataclass(frozen=True)
@@ -139,47 +139,44 @@ class GeoData:
             ids[i] for i in idx.intersection(geom.bounds) if self.states[ids[i]].intersects(geom)
         )
 
+    @functools.cached_property
+    def _jurisdictions(self) -> dict[float, Jurisdictions]:
+        return {}
+
     def check_jurisdiction(
         self,
         parts: Iterable[tuple[str, BaseGeometry]],
         same_codes: Sequence[str],
         jurisdiction: Sequence[str],
+        margin_km: float = _MARGIN_KM,
     ) -> None:
-        """Refuse an area reaching outside the agency's states.
+        """Refuse an area reaching outside the agency's states (see ``_jurisdiction``).
 
         ``parts`` are (label, geometry) pairs such as ("area.geometry polygon 1", ...);
-        circles are passed as polygons enclosing them. ``["US"]`` allows everything.
+        circles are passed as polygons enclosing them. ``["US"]`` means the states, DC
+        and the territories. Either way the area may reach ``margin_km`` past the
+        outline (coasts, foreign borders) and ~2 km into a neighbouring state.
 
         Raises:
-            Forbidden: naming the first offending part and the states it reaches into.
+            Forbidden: naming the first offending part and the states it reaches into,
+                or a point of it beyond the margin.
         """
         allowed = set(jurisdiction)
-        if "US" in allowed:
-            return
-        for code in same_codes:
-            if code[1:3] not in allowed:
-                name = self.state_names.get(code[1:3], code[1:3])
-                raise Forbidden(
-                    f"SAME {code} is in {name} ({code[1:3]}), outside this agency's"
-                    f" jurisdiction {sorted(allowed)}"
-                )
-        shapes = [self.states[s] for s in allowed if s in self.states]
-        region = shapely.union_all(shapes).buffer(_BORDER_TOLERANCE_DEG) if shapes else None
-        for label, geom in parts:
-            outside = geom if region is None else geom.difference(region)
-            if outside.is_empty:
-                continue
-            others = [s for s in self.states_touching(outside) if s not in allowed]
-            if not others and region is not None and geom.intersects(region):
-                continue  # beyond the shoreline (or the border) but in no other US state
-            where = (
-                ", ".join(f"{self.state_names.get(s, s)} ({s})" for s in others)
-                or "outside any US state"
+        if "US" not in allowed:
+            for code in same_codes:
+                if code[1:3] not in allowed:
+                    name = self.state_names.get(code[1:3], code[1:3])
+                    raise Forbidden(
+                        f"SAME {code} is in {name} ({code[1:3]}), outside this agency's"
+                        f" jurisdiction {sorted(allowed)}"
+                    )
+        cache = self._jurisdictions
+        checker = cache.get(margin_km)
+        if checker is None:
+            checker = cache.setdefault(
+                margin_km, Jurisdictions(self.states, self.state_names, margin_km)
             )
-            raise Forbidden(
-                f"{label} reaches into {where}, outside this agency's jurisdiction"
-                f" {sorted(allowed)}"
-            )
+        checker.check(parts, list(jurisdiction), self.states_touching)
 
 
 def _read(name: str) -> tuple[dict[str, BaseGeometry], dict[str, str]]:

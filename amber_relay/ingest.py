@@ -15,7 +15,9 @@ import msgspec
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from . import geo
+from . import geo, policy
+from ._antimeridian import crosses, unwrap_rings, wrap_to_world
+from ._limits import json_length_reason
 from .agencies import Agency
 from .errors import Invalid, Malformed
 from .geodata import GeoData
@@ -61,6 +63,9 @@ def parse_json(body: bytes) -> AlertIn:
     try:
         return _json_decoder.decode(body)
     except msgspec.ValidationError as exc:
+        reason = json_length_reason(str(exc), body)
+        if reason is not None:
+            raise Invalid(reason, code="too_long") from None
         raise Invalid(str(exc), code="schema") from None
     except msgspec.DecodeError as exc:
         raise Malformed(f"malformed JSON: {exc}", code="bad_json") from None
@@ -127,10 +132,21 @@ def _resolve_polygons(
     for i, rings in enumerate(polys):
         label = "area.geometry" if len(polys) == 1 else f"area.geometry polygon {i}"
         poly = geo.polygon_from_rings(rings, label)
+        if crosses(rings):
+            # Read literally this ring is a band around the world; RFC 7946 §3.1.9.
+            unwrapped = unwrap_rings(rings, label)
+            poly = shapely.Polygon(unwrapped[0], unwrapped[1:])
         fixed, reason = geo.repair(poly)
         if reason is not None:
             warnings.append(
                 f"{label} was invalid ({reason}); repaired to the area its rings enclose"
+            )
+        if crosses(rings):
+            fixed = wrap_to_world(fixed)
+            warnings.append(
+                f"{label} crosses the antimeridian (an edge jumps more than 180 degrees of"
+                " longitude): read the short way across 180 degrees and split there"
+                " (RFC 7946 section 3.1.9)"
             )
         parts.append((label, fixed))
     return parts
@@ -174,6 +190,11 @@ def validate(
         Forbidden: the area reaches outside the agency's jurisdiction (403).
     """
     warnings: list[str] = []
+    # Policy first: a refused event is refused whatever else is wrong with it.
+    status, notes = policy.check_event(
+        alert.event_code, alert.event, alert.status, settings.accepted_event_codes
+    )
+    warnings.extend(notes)
     expires_ts = parse_time(alert.expires, "expires")
     if expires_ts <= now:
         raise Invalid(f"expires {alert.expires} is in the past", code="expired")
@@ -183,9 +204,23 @@ def validate(
             code="expires_too_far",
         )
     sent_ts = parse_time(alert.sent, "sent") if alert.sent else now
+    if alert.sent:
+        policy.check_sent(alert.sent, sent_ts, now, settings.max_clock_skew_s)
     area = alert.area
     if area.geometry is None and not area.circles and not area.same:
         raise Invalid("area needs at least one of geometry, circles or same", code="empty_area")
+    same, marine = policy.split_marine_same(area.same)
+    if marine:
+        if area.geometry is None and not area.circles and not same:
+            raise Invalid(
+                f"area has only SAME marine zone codes ({', '.join(marine[:10])}): no app"
+                " user is at sea; give the land counties, a polygon or a circle",
+                code="marine_only_area",
+            )
+        warnings.append(
+            f"SAME marine zone code(s) {', '.join(marine[:10])}"
+            f"{' ...' if len(marine) > 10 else ''} ignored: no app user is at sea"
+        )
     if len(area.circles) > settings.max_circles:
         raise Invalid(
             f"area.circles has {len(area.circles)} circles; the limit is {settings.max_circles}",
@@ -204,12 +239,15 @@ def validate(
             )
     _check_photos(alert, settings)
     parts = _resolve_polygons(alert, settings, warnings)
-    same_geoms, same_warnings = geodata.resolve_same(area.same)
+    same_geoms, same_warnings = geodata.resolve_same(same)
     warnings.extend(same_warnings)
     circle_parts = [
-        (f"area.circles[{i}]", geo.circle_polygon(c)) for i, c in enumerate(area.circles)
+        (f"area.circles[{i}]", wrap_to_world(geo.circle_polygon(c)))
+        for i, c in enumerate(area.circles)
     ]
-    geodata.check_jurisdiction([*parts, *circle_parts], area.same, agency.jurisdiction)
+    geodata.check_jurisdiction(
+        [*parts, *circle_parts], same, agency.jurisdiction, settings.jurisdiction_margin_km
+    )
     union = shapely.union_all([g for _, g in parts] + same_geoms) if parts or same_geoms else None
     infos = [
         Info(
@@ -243,12 +281,12 @@ def validate(
         id=aid,
         version=0,
         agency=agency.id,
-        status=alert.status,
+        status=status,
         expires_ts=expires_ts,
         sent_ts=sent_ts,
         polygons=geo.to_multipolygon_coords(union),
         circles=list(area.circles),
-        same=list(area.same),
+        same=same,
         content=content,
         pending_photos=alert.photos,
     )

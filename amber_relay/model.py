@@ -31,8 +31,18 @@ __all__ = [
 
 Lat = Annotated[float, Meta(ge=-90, le=90, description="Latitude, WGS 84 degrees")]
 Lon = Annotated[float, Meta(ge=-180, le=180, description="Longitude, WGS 84 degrees")]
-ShortText = Annotated[str, Meta(max_length=200)]
-Text = Annotated[str, Meta(max_length=4000)]
+TEXT_MAX_CHARS = 10_000
+"""Limit of every free-text field (headline, description, instruction, event, sender
+name, contact, area description, captions). One rule: at least twice the longest value
+of any text field in the real CAP corpus (``tests/data/cap/real``, measured by
+``tools/cap_field_lengths.py``) or in known real messages (a 4,991-character NWS
+description), rounded up; docs/alerts.md gives the figures."""
+SHORT_MAX_CHARS = 200
+"""Limit of the structured one-line fields of the JSON schema (a name, a plate, a hair
+colour) and of identifiers."""
+ShortText = Annotated[str, Meta(max_length=SHORT_MAX_CHARS)]
+Text = Annotated[str, Meta(max_length=TEXT_MAX_CHARS)]
+EventCode = Annotated[str, Meta(pattern=r"^[A-Z]{3}$", description="SAME event code")]
 Status = Literal["actual", "exercise", "system", "test", "draft"]
 
 
@@ -72,8 +82,10 @@ class AreaIn(Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True
     geometry: Geometry | None = None
     circles: list[Circle] = []
     same: list[Annotated[str, Meta(pattern=r"^[0-9]{6}$")]] = []
-    """SAME/FIPS codes PSSCCC: 0 + state FIPS + county FIPS (``048029``); ``048000`` = Texas."""
-    description: ShortText | None = None
+    """SAME/FIPS codes PSSCCC: 0 + state FIPS + county FIPS (``048029``); ``048000`` = Texas.
+    Marine zone codes (state part 57-59, 61, 65, 73, 75, 77, 91-98) are ignored with a
+    warning."""
+    description: Text | None = None
 
 
 class Person(Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
@@ -109,7 +121,7 @@ class PhotoIn(Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=Tru
 
     url: Annotated[str, Meta(max_length=2000, pattern=r"^https?://")] | None = None
     data: str | None = None
-    caption: ShortText | None = None
+    caption: Text | None = None
 
 
 class Photo(Struct, frozen=True, omit_defaults=True):
@@ -132,7 +144,7 @@ class LastSeen(Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=Tr
 
 
 class Contact(Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
-    name: ShortText | None = None
+    name: Text | None = None
     phone: Annotated[str, Meta(max_length=40)] | None = None
 
 
@@ -145,7 +157,7 @@ class Info(Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     """The text of an alert in one language (one CAP ``info`` block)."""
 
     language: Annotated[str, Meta(max_length=35)] = "en-US"
-    headline: ShortText = ""
+    headline: Text = ""
     description: Text | None = None
     instruction: Text | None = None
     short_text: Annotated[str, Meta(max_length=360)] | None = None
@@ -164,14 +176,17 @@ class AlertIn(Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=Tru
     identifier: Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\s/,]+$")]
     """No spaces, slashes or commas (CAP forbids them too; ids travel in URLs and lists)."""
     status: Status
-    headline: Annotated[str, Meta(min_length=1, max_length=200)]
+    headline: Annotated[str, Meta(min_length=1, max_length=TEXT_MAX_CHARS)]
     expires: str
     """RFC 3339 time with an offset, e.g. ``2026-11-22T15:00:00-06:00``."""
     area: AreaIn
     sent: str | None = None
     language: Annotated[str, Meta(max_length=35)] = "en-US"
-    event: ShortText = "Child Abduction Emergency"
-    sender_name: ShortText | None = None
+    event: Text = "Child Abduction Emergency"
+    event_code: EventCode = "CAE"
+    """SAME event code (CAP ``eventCode`` named ``SAME``); only the deployment's accepted
+    codes are published (``CAE`` by default); RMT, RWT, DMO and NPT are never public."""
+    sender_name: Text | None = None
     description: Text | None = None
     instruction: Text | None = None
     short_text: Annotated[str, Meta(max_length=360)] | None = None

@@ -54,6 +54,16 @@ class Settings:
     max_expires_s: int = 7 * 24 * 3600
     """How far in the future an alert may expire."""
     signature_tolerance_s: int = 300
+    max_clock_skew_s: int = 300
+    """How far a message's ``sent`` may lie ahead of this server's clock; more is refused
+    (422 ``sent_in_future``): it is usually a local time written with the wrong offset."""
+    accepted_event_codes: tuple[str, ...] = ("CAE",)
+    """SAME event codes this deployment publishes (``CAE`` = Child Abduction Emergency);
+    ``("*",)`` accepts every code. From the environment: comma-separated. Test and
+    demonstration events (RMT, RWT, DMO, NPT) are never public, whatever this says."""
+    jurisdiction_margin_km: float = 22.2
+    """How far past its states' outline (coasts, borders) an agency's area may reach:
+    12 nautical miles, the territorial sea. See docs/geodata.md."""
 
     # Photos
     photo_max_bytes: int = 5 * 1024 * 1024
@@ -122,6 +132,8 @@ class Settings:
 
 def _cast(key: str, raw: str, type_name: str) -> Any:
     base = type_name.replace(" | None", "")
+    if base == "tuple[str, ...]":
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
     try:
         if base == "int":
             return int(raw)

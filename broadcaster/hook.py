@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from amber_relay import cap, ingest, signing
+from amber_relay import cap, ingest, resubmit, signing
 from amber_relay.agencies import Agency
 from amber_relay.errors import Invalid, Rejected, TooLarge, Unauthorized, UnsupportedType
 from amber_relay.model import AlertIn
@@ -166,7 +166,7 @@ class AgencyHook:
                 warnings=warnings + validated.warnings,
                 note=msg.note,
             )
-        response = await self._submit(msg.idempotency_key, alert_id, sub)
+        response = await self._submit(msg.idempotency_key, alert_id, sub, reuse_check=True)
         if response.status_code == 202:
             await self.ctx.store.remember_cap(msg.sender, msg.identifier, alert_id)
         return response
@@ -182,8 +182,14 @@ class AgencyHook:
             return msg.references[0].identifier
         return msg.identifier
 
-    async def _submit(self, idem: str, alert_id: str, sub: Submission) -> Response:
+    async def _submit(
+        self, idem: str, alert_id: str, sub: Submission, *, reuse_check: bool = False
+    ) -> Response:
         version, existing, state = await self.ctx.store.submit(idem, alert_id, sub)
+        if existing and reuse_check and version > 0:
+            reused = await self._reused(idem, alert_id, version, sub)
+            if reused is not None:
+                return reused
         if version < 0:
             detail = {
                 "owned": f"alert {alert_id!r} belongs to another agency",
@@ -200,6 +206,24 @@ class AgencyHook:
         if sub.warnings:
             body["warnings"] = sub.warnings
         return json_response(body, 202, {"Amber-Idempotent-Replay": "true"} if existing else None)
+
+    async def _reused(
+        self, idem: str, alert_id: str, version: int, sub: Submission
+    ) -> Response | None:
+        """409 ``identifier_reused`` when a CAP key comes back with other content."""
+        first = await self.ctx.store.load_submission(alert_id, version)
+        changed = ["the alert it belongs to"] if first is None else resubmit.differences(first, sub)
+        if not changed:
+            return None
+        key = idem.partition(":")[2]
+        return problem(
+            409,
+            "Conflict",
+            f"CAP message {key} was already received with other content ({', '.join(changed)}"
+            " differ): a changed message needs a new identifier (an Update that references"
+            " this one)",
+            code="identifier_reused",
+        )
 
     async def delete_alert(self, request: Request) -> Response:
         """``DELETE /v1/alerts/{id}``: cancel (idempotent per agency and id)."""

@@ -11,7 +11,7 @@ from amber_relay import geodata, ingest
 from amber_relay.agencies import Agency
 from amber_relay.cap import CapMessage, CapReference, parse_cap
 from amber_relay.errors import Invalid, Malformed, Rejected
-from amber_relay.model import AlertIn, MultiPolygonGeometry, PolygonGeometry
+from amber_relay.model import TEXT_MAX_CHARS, AlertIn, MultiPolygonGeometry, PolygonGeometry
 from amber_relay.settings import Settings
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "cap"
@@ -175,11 +175,22 @@ def test_parse_cap_areas_are_unioned_and_first_area_describes() -> None:
     ]
 
 
-def test_parse_cap_long_area_desc_is_truncated() -> None:
-    """areaDesc, the one text cut rather than refused, is shortened to 200 characters."""
-    body = _variant("circle_only", "Within 25 km of downtown Waco, TX", "W" * 500)
+def test_parse_cap_long_area_desc_is_kept_whole() -> None:
+    """A 2,000-character areaDesc (NWS lists of zones are this long) is kept, not cut."""
+    body = _variant("circle_only", "Within 25 km of downtown Waco, TX", "W" * 2000)
     alert = parse_cap(body, max_vertices=MAX_VERTICES).alert
-    assert alert is not None and alert.area.description == "W" * 200
+    assert alert is not None and alert.area.description == "W" * 2000
+
+
+def test_parse_cap_area_desc_over_the_limit_is_refused_naming_length() -> None:
+    """An areaDesc over the text limit is refused, naming the area, its length and the limit."""
+    body = _variant("circle_only", "Within 25 km of downtown Waco, TX", "W" * (TEXT_MAX_CHARS + 1))
+    _rejected(
+        body,
+        Invalid,
+        "cap_too_long",
+        f"info 0 area 0 <areaDesc>: {TEXT_MAX_CHARS + 1} characters; the limit is {TEXT_MAX_CHARS}",
+    )
 
 
 def test_parse_cap_prefers_en_us_info_as_primary() -> None:
@@ -288,11 +299,26 @@ def test_parse_cap_space_after_comma_in_pair_is_accepted() -> None:
     assert alert.area.geometry == _alert("polygon_only").area.geometry
 
 
-def test_parse_cap_declared_encoding_is_ignored_for_utf8() -> None:
-    """The body is read as UTF-8 even when its XML declaration names another encoding."""
-    body = _variant("bilingual", 'encoding="UTF-8"', 'encoding="ISO-8859-1"')
-    alert = parse_cap(body, max_vertices=MAX_VERTICES).alert
+@pytest.mark.parametrize("encoding", ["ISO-8859-1", "windows-1252", "UTF-16"])
+def test_parse_cap_declared_encoding_is_honoured(encoding: str) -> None:
+    """A body in ISO-8859-1, windows-1252 or UTF-16 (BOM) is read as its declaration says."""
+    text = _variant("bilingual", 'encoding="UTF-8"', f'encoding="{encoding}"').decode()
+    alert = parse_cap(text.encode(encoding), max_vertices=MAX_VERTICES).alert
     assert alert is not None and alert.translations[0].headline.startswith("Alerta AMBER: Sofía")
+
+
+def test_parse_cap_windows_1252_punctuation_is_read() -> None:
+    """windows-1252 curly quotes (bytes 0x93/0x94, control codes in Latin-1) come through."""
+    text = _variant("polygon_only", 'encoding="UTF-8"', 'encoding="windows-1252"').decode()
+    text = text.replace("Lena Whitfield, 8", "\u201cLena\u201d Whitfield, 8")
+    alert = parse_cap(text.encode("cp1252"), max_vertices=MAX_VERTICES).alert
+    assert alert is not None and "\u201cLena\u201d" in alert.headline
+
+
+def test_parse_cap_multibyte_encoding_is_refused() -> None:
+    """A declared multi-byte encoding other than UTF-8/16 is refused as bad_encoding."""
+    body = _variant("polygon_only", 'encoding="UTF-8"', 'encoding="Shift_JIS"')
+    _rejected(body, Malformed, "bad_encoding", "'Shift_JIS' is not supported")
 
 
 def test_cap_message_idempotency_key_is_cap_triple() -> None:
@@ -470,9 +496,23 @@ def test_parse_cap_missing_expires_is_invalid() -> None:
 
 
 def test_parse_cap_long_headline_is_refused_in_cap_terms() -> None:
-    """A headline over 200 characters is Invalid, named as the info's <headline>."""
-    body = _variant("polygon_only", "AMBER Alert: Lena Whitfield, 8, taken in Lubbock", "H" * 201)
-    _rejected(body, Invalid, "schema", "info 0 <headline>: Expected `str` of length <= 200")
+    """A headline over the text limit is Invalid, naming the info's <headline> and lengths."""
+    long = "H" * (TEXT_MAX_CHARS + 1)
+    body = _variant("polygon_only", "AMBER Alert: Lena Whitfield, 8, taken in Lubbock", long)
+    _rejected(
+        body,
+        Invalid,
+        "cap_too_long",
+        f"info 0 <headline>: {TEXT_MAX_CHARS + 1} characters; the limit is {TEXT_MAX_CHARS}",
+    )
+
+
+def test_parse_cap_nws_length_description_passes() -> None:
+    """A 4,991-character description (a real NWS one was this long) is accepted whole."""
+    body = _variant("polygon_only", "CHILD: Lena Whitfield", "D" * 4991 + " CHILD: Lena Whitfield")
+    alert = parse_cap(body, max_vertices=MAX_VERTICES).alert
+    assert alert is not None and alert.description is not None
+    assert alert.description.startswith("D" * 4991)
 
 
 def test_parse_cap_long_translation_text_names_its_info() -> None:
@@ -482,7 +522,9 @@ def test_parse_cap_long_translation_text_names_its_info() -> None:
         "Alerta AMBER Corpus Christi TX: LIC/QQP-2290 (TX) sedán gris",
         "x" * 361,
     )
-    _rejected(body, Invalid, "schema", "info 0 parameter CMAMtext: Expected `str` of length <= 360")
+    _rejected(
+        body, Invalid, "cap_too_long", "info 0 parameter CMAMtext: 361 characters; the limit is 360"
+    )
 
 
 def test_parse_cap_deref_uri_not_base64_is_invalid() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from shapely.geometry import Point, box
+from shapely.geometry.base import BaseGeometry
 
 from amber_relay import geodata
 from amber_relay.errors import Forbidden, Invalid
@@ -147,7 +148,6 @@ def test_check_jurisdiction_polygon_into_oklahoma_is_forbidden_naming_it(gd: Geo
     assert e.value.status == 403
     assert "area.geometry polygon 1" in e.value.reason
     assert "Oklahoma (40)" in e.value.reason
-    assert "Texas" not in e.value.reason
 
 
 def test_check_jurisdiction_multi_state_agency_may_cross_its_states(gd: GeoData) -> None:
@@ -164,13 +164,57 @@ def test_check_jurisdiction_same_in_another_state_is_forbidden(gd: GeoData) -> N
     gd.check_jurisdiction([], ["048029", "148029", "048000"], ["48"])
 
 
-def test_check_jurisdiction_us_allows_everything(gd: GeoData) -> None:
-    """["US"] allows any polygon and any SAME code, even outside every state."""
+def test_check_jurisdiction_us_allows_any_state_and_territory(gd: GeoData) -> None:
+    """["US"] allows areas across states, in Puerto Rico and Guam, and any state's SAME code."""
     gd.check_jurisdiction(
-        [("g", box(-101.5, 36.0, -101.0, 37.0)), ("sea", box(-40.0, 30.0, -39.0, 31.0))],
+        [
+            ("g", box(-101.5, 36.0, -101.0, 37.0)),
+            ("pr", box(-66.2, 18.3, -66.0, 18.45)),
+            ("gu", box(144.7, 13.4, 144.8, 13.5)),
+        ],
         ["040109", "006037"],
         ["US"],
     )
+
+
+@pytest.mark.parametrize(
+    ("label", "poly", "where"),
+    [
+        ("toronto", box(-79.5, 43.6, -79.3, 43.75), "43."),
+        ("atlantic", box(-40.0, 30.0, -39.0, 31.0), "30."),
+        ("iceland", box(-22.1, 64.0, -21.7, 64.2), "64."),
+    ],
+)
+def test_check_jurisdiction_us_refuses_areas_outside_the_us(
+    gd: GeoData, label: str, poly: BaseGeometry, where: str
+) -> None:
+    """["US"] refuses Toronto, the open Atlantic and Reykjavik, naming the part and a point."""
+    with pytest.raises(Forbidden) as e:
+        gd.check_jurisdiction([(label, poly)], [], ["US"])
+    assert e.value.reason.startswith(f"{label} reaches outside the United States")
+    assert f"e.g. at {where}" in e.value.reason
+
+
+def test_check_jurisdiction_texas_and_northern_mexico_is_refused(gd: GeoData) -> None:
+    """A Texas polygon reaching 100 km into Mexico is refused, naming a point in Mexico."""
+    poly = box(-100.6, 27.0, -99.5, 28.2)  # Laredo plus Nuevo Leon/Coahuila to the south
+    with pytest.raises(Forbidden) as e:
+        gd.check_jurisdiction([("area.geometry", poly)], [], ["48"])
+    assert "area.geometry reaches outside Texas (48) and its 22.2 km margin" in e.value.reason
+
+
+def test_check_jurisdiction_coast_within_the_margin_passes(gd: GeoData) -> None:
+    """A circle off Galveston reaching 15 km out to sea is within the 22 km margin."""
+    gd.check_jurisdiction([("c", box(-94.9, 29.2, -94.7, 29.35))], [], ["48"])
+    with pytest.raises(Forbidden, match="margin"):
+        gd.check_jurisdiction([("c", box(-94.0, 28.0, -93.8, 28.2))], [], ["48"])
+
+
+def test_check_jurisdiction_alaska_north_of_the_coast_is_refused(gd: GeoData) -> None:
+    """An Alaska area over the Arctic Ocean well north of the coast is refused."""
+    with pytest.raises(Forbidden, match="Alaska"):
+        gd.check_jurisdiction([("a", box(-150.0, 72.5, -149.0, 73.0))], [], ["02"])
+    gd.check_jurisdiction([("a", box(-150.0, 70.2, -149.5, 70.4))], [], ["02"])
 
 
 def test_check_jurisdiction_border_tolerance_passes_polygon_just_over(gd: GeoData) -> None:

@@ -155,6 +155,7 @@ def cap_message(
   <incidents>TX-CAP-INC-9</incidents>
   <info><category>Rescue</category><event>Child Abduction Emergency</event>
     <urgency>Immediate</urgency><severity>Severe</severity><certainty>Likely</certainty>
+    <eventCode><valueName>SAME</valueName><value>CAE</value></eventCode>
     <expires>{cap_time(360)}</expires><headline>{msg_type}: AMBER Alert test</headline>
     <area><areaDesc>test</areaDesc>{area}</area></info>
 </alert>""".encode()
