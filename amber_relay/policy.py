@@ -66,8 +66,8 @@ def check_sent(sent: str, sent_ts: float, now: float, max_skew_s: int) -> None:
     ahead = sent_ts - now
     if ahead <= max_skew_s:
         return
-    hours, rest = divmod(int(ahead), 3600)
-    skew = f"{hours} h {rest // 60} min" if hours else f"{rest // 60} min {rest % 60} s"
+    hours, minutes = divmod(round(ahead / 60), 60)
+    skew = f"{hours} h {minutes} min" if hours else f"{minutes} min"
     raise Invalid(
         f"sent {sent} is {skew} ahead of this server's clock (limit {max_skew_s} s):"
         " is its UTC offset right? (a local time written with the wrong offset is the"
