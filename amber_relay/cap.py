@@ -47,11 +47,13 @@ Decisions where CAP 1.2, IPAWS and this hook differ or CAP leaves a choice:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from xml.etree.ElementTree import Element
 
 import msgspec
 
+from . import policy
 from ._cap_area import (
     cancel_area,
     children,
@@ -62,6 +64,7 @@ from ._cap_area import (
     req_text,
     union_area,
 )
+from ._cap_event import common_event_code, info_event_code
 from ._limits import length_detail
 from .errors import Invalid
 from .ingest import parse_time
@@ -75,7 +78,6 @@ _SCOPES = ("Public", "Restricted", "Private")
 _INFO_REQUIRED = ("event", "urgency", "severity", "certainty")
 _MAX_ID = 200  # AlertIn.identifier's cap; a reference must be able to quote it
 _MAX_NOTE = TEXT_MAX_CHARS
-_SAME_EVENT = re.compile(r"[A-Z]{3}")
 _MAX_WARNINGS = 20
 _SPACE_OR_COMMA = re.compile(r"[\s,]")
 _AT = re.compile(r"^(.*) - at `(\$[^`]*)`$", re.DOTALL)
@@ -125,12 +127,16 @@ class _InfoText:
     fields: dict[str, str | None]
 
 
-def parse_cap(body: bytes, *, max_vertices: int) -> CapMessage:
+def parse_cap(
+    body: bytes, *, max_vertices: int, accepted_event_codes: Sequence[str] = ("*",)
+) -> CapMessage:
     """Parse and check a CAP 1.2 message.
 
     Args:
         body: the raw request body.
         max_vertices: most polygon vertices allowed over all areas (repeats counted once).
+        accepted_event_codes: the deployment's SAME event policy, applied as soon as the
+            event is known so a refused event is refused before its area is read.
 
     Returns:
         The envelope, with the content mapped to one ``AlertIn`` (``None`` for a Cancel
@@ -141,7 +147,8 @@ def parse_cap(body: bytes, *, max_vertices: int) -> CapMessage:
         Malformed: not UTF-8 (``bad_utf8``), not well-formed XML (``bad_xml``), or XML
             with a DTD, entities or external references (``forbidden_xml``).
         Invalid: not CAP 1.2, or breaks a CAP rule or a rule of this hook; the reason
-            names the element, and the info, area and polygon index where there is one.
+            names the element, and the info, area and polygon index where there is one;
+            ``event_not_accepted`` for an event outside ``accepted_event_codes``.
     """
     root = load(body)
     warnings: list[str] = []
@@ -179,6 +186,7 @@ def parse_cap(body: bytes, *, max_vertices: int) -> CapMessage:
             sent_utc,
             msg_type == "Cancel",
             max_vertices,
+            accepted_event_codes,
             warnings,
         )
         if infos
@@ -252,7 +260,7 @@ def _info_text(info: Element, i: int, warnings: list[str]) -> _InfoText:
     for name in _INFO_REQUIRED:
         req_text(info, name, where)
     event = req_text(info, "event", where)
-    event_code = _event_code(info, where)
+    event_code = info_event_code(info, where)
     expires = opt_text(info, "expires", where)
     params: dict[str, str] = {}
     for k, p in enumerate(children(info, "parameter")):
@@ -283,28 +291,6 @@ def _info_text(info: Element, i: int, warnings: list[str]) -> _InfoText:
     )
 
 
-def _event_code(info: Element, where: str) -> str | None:
-    """The SAME event code of an info (IPAWS: exactly one), or ``None``."""
-    codes: dict[str, None] = {}
-    for k, el in enumerate(children(info, "eventCode")):
-        ewhere = f"{where} eventCode {k}"
-        if req_text(el, "valueName", ewhere) != "SAME":
-            continue
-        value = req_text(el, "value", ewhere)
-        if _SAME_EVENT.fullmatch(value) is None:
-            raise Invalid(
-                f"{ewhere}: SAME event code {value[:40]!r} is not 3 capital letters (e.g. CAE)",
-                code="cap_bad_event_code",
-            )
-        codes.setdefault(value)
-    if len(codes) > 1:
-        raise Invalid(
-            f"{where} has SAME event codes {', '.join(codes)}; the IPAWS profile allows one",
-            code="cap_bad_event_code",
-        )
-    return next(iter(codes), None)
-
-
 def _categories(info: Element, where: str) -> None:
     found = children(info, "category")
     if not found:
@@ -321,6 +307,7 @@ def _alert(
     sent: str,
     cancel: bool,
     max_vertices: int,
+    accepted: Sequence[str],
     warnings: list[str],
 ) -> AlertIn:
     texts = [_info_text(info, i, warnings) for i, info in enumerate(infos)]
@@ -356,7 +343,11 @@ def _alert(
         for key, name in _TRANSLATED.items():
             origin[f"$.translations[{k}].{key}"] = f"info {t.index} {name}"
         translations.append({"language": t.language, **{key: t.fields[key] for key in _TRANSLATED}})
-    event_code = _common_event_code(texts, cancel)
+    event_code = common_event_code(
+        [(t.index, t.fields["event_code"], t.fields["event"] or "") for t in texts], cancel
+    )
+    if not cancel:  # a Cancel is never refused over its content
+        policy.check_event(event_code, f["event"] or "", "actual", accepted)
     expires = f["expires"]
     if expires is None:
         if not cancel:
@@ -400,29 +391,6 @@ def _alert(
         if detail is not None:
             raise Invalid(_cap_terms(detail, origin), code="cap_too_long") from None
         raise Invalid(_cap_terms(str(exc), origin), code="schema") from None
-
-
-def _common_event_code(texts: list[_InfoText], cancel: bool) -> str:
-    """The one SAME event code of all infos (IPAWS: the same in every info)."""
-    codes = {t.fields["event_code"]: t for t in texts if t.fields["event_code"] is not None}
-    if len(codes) > 1:
-        where = ", ".join(f"info {t.index} {code}" for code, t in codes.items())
-        raise Invalid(
-            f"infos carry different SAME event codes ({where}); the IPAWS profile needs one"
-            " event per message",
-            code="cap_bad_event_code",
-        )
-    if codes:
-        return str(next(iter(codes)))
-    if cancel:
-        return "CAE"  # a Cancel's content is never published; it is not refused either
-    event = texts[0].fields["event"] or ""
-    raise Invalid(
-        f"info {texts[0].index}: no <eventCode> with <valueName>SAME</valueName>; this hook"
-        f" needs the SAME event code (CAE for a Child Abduction Emergency) and infers none"
-        f" from <event> {event[:80]!r}",
-        code="event_code_missing",
-    )
 
 
 _TRANSLATED = {

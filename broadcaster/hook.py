@@ -137,7 +137,11 @@ class AgencyHook:
         return await self._submit(idem, alert.identifier, sub)
 
     async def _post_cap(self, agency: Agency, body: bytes) -> Response:
-        msg = cap.parse_cap(body, max_vertices=self.s.max_vertices)
+        msg = cap.parse_cap(
+            body,
+            max_vertices=self.s.max_vertices,
+            accepted_event_codes=self.s.accepted_event_codes,
+        )
         if msg.scope.lower() != "public":
             raise Invalid(
                 f"CAP scope {msg.scope} is not accepted: this hook publishes to the public"

@@ -665,3 +665,38 @@ def test_parse_cap_warnings_are_capped() -> None:
     msg = parse_cap(body, max_vertices=MAX_VERTICES)
     assert len(msg.warnings) == 21
     assert msg.warnings[-1] == "... and 80 more warnings"
+
+
+# SAME event codes
+
+
+def test_parse_cap_reads_the_same_event_code() -> None:
+    """The SAME eventCode becomes AlertIn.event_code."""
+    assert _alert("polygon_only").event_code == "CAE"
+    body = _variant("polygon_only", "<value>CAE</value>", "<value>TOR</value>")
+    alert = parse_cap(body, max_vertices=MAX_VERTICES).alert
+    assert alert is not None and alert.event_code == "TOR"
+
+
+def test_parse_cap_missing_same_event_code_is_refused_not_inferred() -> None:
+    """Without a SAME eventCode nothing is inferred from <event>: 422 event_code_missing."""
+    body = _variant(
+        "polygon_only", "<eventCode><valueName>SAME</valueName><value>CAE</value></eventCode>", ""
+    )
+    _rejected(body, Invalid, "event_code_missing", "infers none from <event>")
+
+
+def test_parse_cap_two_same_event_codes_in_one_info_are_refused() -> None:
+    """Two SAME codes in one info break the IPAWS profile."""
+    one = "<eventCode><valueName>SAME</valueName><value>CAE</value></eventCode>"
+    body = _variant("polygon_only", one, one + one.replace("CAE", "CEM"))
+    _rejected(body, Invalid, "cap_bad_event_code", "SAME event codes CAE, CEM")
+
+
+def test_parse_cap_refuses_an_event_outside_the_policy_before_the_area() -> None:
+    """A refused event is refused before its (here broken) area is read."""
+    body = _variant("polygon_only", "<value>CAE</value>", "<value>TOR</value>")
+    body = body.replace(b"33.65,-102.00 33.65,-101.75", b"33.65,-102.00 nonsense")
+    with pytest.raises(Invalid) as info:
+        parse_cap(body, max_vertices=MAX_VERTICES, accepted_event_codes=("CAE",))
+    assert info.value.code == "event_not_accepted"
