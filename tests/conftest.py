@@ -18,7 +18,7 @@ import pytest_asyncio
 from amber_relay.redis_server import RedisServer
 from amber_relay.settings import Settings
 from broadcaster.server import Endpoints, serve
-from tests.support import Agency, Client, alert_doc, seconds, signed, square
+from tests.support import Agency, Client, alert_doc, seconds, signed
 
 
 @pytest.fixture(scope="session")
@@ -94,13 +94,16 @@ class System:
         return body
 
     async def sentinel(self, agency: Agency, clients: list[Client], name: str) -> None:
-        """Post an alert covering all of Texas; each client's next frame must be it.
+        """Post an alert covering Texas and its neighbours; each client's next frame must be it.
 
         Frames reach a socket in stream order, so a client whose next interrupt is the
         sentinel provably got nothing before it: a check of absence without sleeping.
+        (Whole states by SAME code: a square around Texas would reach into Mexico and
+        the Gulf, which the US jurisdiction refuses.)
         """
         national = Agency("ncmec", agency.secret)  # jurisdiction US in the agencies file
-        await self.post(national, alert_doc(name, polygon=square(31.0, -99.0, 4.5)))
+        states = ["048000", "040000", "035000", "022000", "005000"]  # TX, OK, NM, LA, AR
+        await self.post(national, alert_doc(name, same=states))
         for c in clients:
             frame = await c.next_of("interrupt")
             assert frame["alert"]["id"] == name, frame
