@@ -280,6 +280,9 @@ class AmberTarget(Target):
             "AMBER_REDIS_URL": self.redis.url,
             "AMBER_AGENCIES_FILE": str(agencies),
             "AMBER_REDIS_PREFIX": f"loadtest-{secrets.token_hex(4)}:",
+            # Outside clients are drawn up to 0.3 deg around the county, and the sentinel
+            # covers them all: off a coast that is open sea past the default 22 km margin.
+            "AMBER_JURISDICTION_MARGIN_KM": "100",
             **env,
         }
         cli = [sys.executable, "-m", "amber_relay.cli"]

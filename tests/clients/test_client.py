@@ -222,7 +222,7 @@ async def expect_sentinel_next(system: System, agency: Agency, client: AlertClie
     sentinel provably yielded nothing else in between; no sleeping needed.
     """
     national = Agency("ncmec", agency.secret)  # jurisdiction US in the test agencies file
-    doc = alert_doc("SENTINEL", polygon=square(31.0, -99.0, 4.0))
+    doc = alert_doc("SENTINEL", same=["048000"])  # Texas (a square would reach Mexico: 403)
     r = await signed(system.http, "POST", "/v1/alerts", national, doc)
     assert r.status_code == 202, r.text
     await next_interrupt(client, "SENTINEL")
