@@ -30,6 +30,12 @@ _SENT = re.compile(rb"<(?:\w+:)?sent>\s*([^<]+?)\s*</")
 
 # file -> (status, code) under the default policy (CAE only).
 DEFAULT = {
+    "athoc-ipaws-cancel-no-info.xml": (404, "alert_unknown"),
+    "cameroon-heavy-rain.xml": (422, "event_code_missing"),
+    "cma-baoding-lightning.xml": (422, "event_code_missing"),
+    "geosphere-austria-thunderstorm.xml": (422, "event_code_missing"),
+    "kmi-belgium-rain.xml": (422, "event_code_missing"),
+    "nws-honolulu-small-craft-marine.xml": (422, "event_not_accepted"),
     "bom-australia-thunderstorm.xml": (422, "event_code_missing"),
     "imo-iceland-wind.xml": (422, "event_code_missing"),
     "ipaws-montgomery-lae-excerpt.xml": (422, "event_not_accepted"),
@@ -53,6 +59,8 @@ OPEN = {
     "ipaws-montgomery-lae-excerpt.xml": (202, "active"),
     "ipaws-rmt-puerto-rico.xml": (202, "stored (test, not public)"),
     "nws-ipaws-beach-hazards-update.xml": (202, "active"),
+    # Hawaiian waters only: every SAME code is a marine zone.
+    "nws-honolulu-small-craft-marine.xml": (422, "marine_only_area"),
     "oasis-cap12-a2-thunderstorm.xml": (202, "active"),
     # USGS marks the epicentre with a circle of radius 0, which covers nobody.
     "usgs-earthquake-iso8859-1.xml": (422, "cap_bad_circle"),
