@@ -86,3 +86,12 @@ def test_settings_is_frozen() -> None:
     t = s.replace(port=1)
     assert t.port == 1 and s.port == 8000
     assert hash(s) == hash(Settings())
+
+
+def test_settings_from_env_reads_event_codes_as_a_tuple() -> None:
+    """AMBER_ACCEPTED_EVENT_CODES is a comma-separated list; the default is CAE alone."""
+    assert Settings().accepted_event_codes == ("CAE",)
+    env = {"AMBER_ACCEPTED_EVENT_CODES": "CAE, CEM,", "AMBER_MAX_CLOCK_SKEW_S": "60"}
+    s = Settings.from_env(env)
+    assert s.accepted_event_codes == ("CAE", "CEM")
+    assert s.max_clock_skew_s == 60

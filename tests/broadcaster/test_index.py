@@ -75,3 +75,17 @@ def test_match_is_exact_for_counties_states_and_circles() -> None:
         want = {p for p, ok in zip(points, area.contains_many(lats, lons), strict=True) if ok}
         assert got == want
     assert shapely.intersects_xy(geo.counties["48029"], -98.49, 29.42)
+
+
+def test_match_is_exact_for_an_area_split_at_the_antimeridian() -> None:
+    """A MultiPolygon cut at 180 deg matches points on both sides and nothing in between."""
+    west = [[172.0, 51.0], [180.0, 51.0], [180.0, 54.0], [172.0, 54.0], [172.0, 51.0]]
+    east = [[-180.0, 51.0], [-176.0, 51.0], [-176.0, 54.0], [-180.0, 54.0], [-180.0, 51.0]]
+    area = Area.from_coords([[west], [east]], [])
+    index: SocketIndex[Point] = SocketIndex(0.125)
+    inside = [Point(52.9, 172.9), Point(52.0, 179.99), Point(52.0, -179.99), Point(53.5, -176.5)]
+    outside = [Point(51.5, -0.13), Point(52.0, 0.0), Point(52.0, 171.5), Point(52.0, -175.5)]
+    for p in inside + outside:
+        index.add(p)
+    assert flat(index.match(area, [], {})) == set(inside)
+    assert area.contains(52.0, 180.0) and area.contains(52.0, -180.0)
