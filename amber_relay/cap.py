@@ -169,13 +169,15 @@ def parse_cap(
     references = _references(opt_text(root, "references", "alert"), warnings)
     if msg_type != "Alert" and not references:
         raise Invalid(
-            f"missing <references> in alert: a {msg_type} must name the messages it applies to",
+            f"missing <references> in alert: {_article(msg_type)} {msg_type} must name the"
+            " messages it applies to",
             code="cap_missing_field",
         )
     infos = children(root, "info")
     if not infos and msg_type != "Cancel":
         raise Invalid(
-            f"missing <info> in alert: an {msg_type} carries its content in <info>",
+            f"missing <info> in alert: {_article(msg_type)} {msg_type} carries its content in"
+            " <info>",
             code="cap_missing_field",
         )
     alert = (
@@ -210,6 +212,10 @@ def parse_cap(
         alert=alert,
         warnings=warnings,
     )
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 def _token(value: str, name: str) -> str:

@@ -443,7 +443,7 @@ def test_parse_cap_ack_and_error_are_refused(msg_type: str) -> None:
 def test_parse_cap_update_without_references_is_invalid() -> None:
     """An Update must name what it updates in <references>."""
     body = _variant("polygon_only", "<msgType>Alert</msgType>", "<msgType>Update</msgType>")
-    _rejected(body, Invalid, "cap_missing_field", "missing <references> in alert: a Update")
+    _rejected(body, Invalid, "cap_missing_field", "missing <references> in alert: an Update")
 
 
 def test_parse_cap_malformed_reference_triple_is_quoted() -> None:
