@@ -40,6 +40,8 @@ DEFAULT = {
     "nws-honolulu-small-craft-marine.xml": (422, "event_not_accepted"),
     "bom-australia-thunderstorm.xml": (422, "event_code_missing"),
     "imo-iceland-wind.xml": (422, "event_code_missing"),
+    "ipaws-cresa-adr-test.xml": (422, "event_not_accepted"),
+    "ipaws-michigan-cem.xml": (422, "event_not_accepted"),
     "ipaws-montgomery-lae-excerpt.xml": (422, "event_not_accepted"),
     "ipaws-rmt-puerto-rico.xml": (422, "event_not_accepted"),
     "ntwc-tsunami-cancellation-paaq.xml": (422, "event_code_missing"),
@@ -58,6 +60,8 @@ DEFAULT = {
 # file -> (status, code or the state the accepted message reaches) accepting every event.
 OPEN = {
     **DEFAULT,
+    "ipaws-cresa-adr-test.xml": (202, "active"),
+    "ipaws-michigan-cem.xml": (202, "active"),
     "ipaws-montgomery-lae-excerpt.xml": (202, "active"),
     "ipaws-rmt-puerto-rico.xml": (202, "stored (test, not public)"),
     "nws-ipaws-beach-hazards-update.xml": (202, "active"),
