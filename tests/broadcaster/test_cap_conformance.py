@@ -33,6 +33,7 @@ DEFAULT = {
     "athoc-ipaws-cancel-no-info.xml": (404, "alert_unknown"),
     "cameroon-heavy-rain.xml": (422, "event_code_missing"),
     "cma-baoding-lightning.xml": (422, "event_code_missing"),
+    "dwd-thunderstorm-thuringia.xml": (422, "event_code_missing"),
     "eccc-naad-special-weather-statement.xml": (422, "event_code_missing"),
     "geosphere-austria-thunderstorm.xml": (422, "event_code_missing"),
     "kmi-belgium-rain.xml": (422, "event_code_missing"),
