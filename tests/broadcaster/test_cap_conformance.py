@@ -37,6 +37,7 @@ DEFAULT = {
     "eccc-naad-special-weather-statement.xml": (422, "event_code_missing"),
     "geosphere-austria-thunderstorm.xml": (422, "event_code_missing"),
     "kmi-belgium-rain.xml": (422, "event_code_missing"),
+    "krisinformation-sweden-news.xml": (422, "event_code_missing"),
     "nms-belize-small-craft.xml": (422, "event_code_missing"),
     "nws-honolulu-small-craft-marine.xml": (422, "event_not_accepted"),
     "bom-australia-thunderstorm.xml": (422, "event_code_missing"),
