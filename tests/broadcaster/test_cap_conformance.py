@@ -35,6 +35,7 @@ DEFAULT = {
     "cma-baoding-lightning.xml": (422, "event_code_missing"),
     "dwd-thunderstorm-thuringia.xml": (422, "event_code_missing"),
     "eccc-naad-special-weather-statement.xml": (422, "event_code_missing"),
+    "eccc-saskatchewan-snowfall.xml": (422, "event_not_accepted"),
     "geosphere-austria-thunderstorm.xml": (422, "event_code_missing"),
     "kmi-belgium-rain.xml": (422, "event_code_missing"),
     "krisinformation-sweden-news.xml": (422, "event_code_missing"),
@@ -62,6 +63,8 @@ DEFAULT = {
 # file -> (status, code or the state the accepted message reaches) accepting every event.
 OPEN = {
     **DEFAULT,
+    # Environment Canada uses SAME event codes too: a Canadian area, outside the US.
+    "eccc-saskatchewan-snowfall.xml": (403, "outside_jurisdiction"),
     "ipaws-cresa-adr-test.xml": (202, "active"),
     "ipaws-michigan-cem.xml": (202, "active"),
     "ipaws-montgomery-lae-excerpt.xml": (202, "active"),
