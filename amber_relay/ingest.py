@@ -183,11 +183,17 @@ def validate(
 ) -> Validated:
     """Check an alert and resolve its area.
 
-    ``alert_id`` overrides ``identifier`` as the stable id (CAP ``incidents``).
+    ``alert_id`` overrides ``identifier`` as the stable id (CAP ``incidents``). The
+    deployment's policy (:mod:`amber_relay.policy`) is applied first: the event must be
+    accepted, test events are stored as status ``test``, ``sent`` may not lie ahead of
+    ``now`` by more than ``max_clock_skew_s``, and SAME marine codes are dropped with a
+    warning. Rings crossing the antimeridian are split there (RFC 7946 §3.1.9).
 
     Raises:
-        Invalid: times, geometry or limits wrong (422), naming the field.
-        Forbidden: the area reaches outside the agency's jurisdiction (403).
+        Invalid: event not accepted, times, geometry or limits wrong (422), naming the
+            field.
+        Forbidden: the area reaches outside the agency's jurisdiction plus its margin
+            (403), naming the part.
     """
     warnings: list[str] = []
     # Policy first: a refused event is refused whatever else is wrong with it.
