@@ -76,12 +76,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     data_dir = Path(args.data_dir)
     redis_server = None
-    if settings.redis_url is None:
+    redis_url: str | None = settings.redis_url
+    if settings.redis_url is None and not settings.redis_sentinels:
         redis_server = RedisServer(data_dir / "redis", appendonly=True)
         redis_server.start()
         redis_url = redis_server.url
-    else:
-        redis_url = settings.redis_url
     secret_line = ""
     if settings.agencies_file is None:
         path, agency, secret = _ensure_demo_agencies(data_dir)
@@ -90,7 +89,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     def ready(endpoints: object) -> None:
         ep = vars(endpoints)
-        print(f"amber-relay is up (redis {redis_url})", flush=True)
+        where = redis_url or f"sentinels {settings.redis_sentinels}"
+        print(f"amber-relay is up (redis {where})", flush=True)
         print(f"  agency hook + poll:  {ep['api_url']}/v1/alerts", flush=True)
         print(f"  client stream:       {ep['stream_url']}", flush=True)
         print(f"  demo page:           {ep['api_url']}/", flush=True)
@@ -116,10 +116,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """API + stream server; several processes share the ports with SO_REUSEPORT."""
     settings = _settings(args)
-    if settings.redis_url is None:
+    if settings.redis_url is None and not settings.redis_sentinels:
         raise AmberError(
-            "serve needs AMBER_REDIS_URL (e.g. redis://127.0.0.1:6379/0);"
-            " for a self-contained system use `amber-relay run`",
+            "serve needs AMBER_REDIS_URL (e.g. redis://127.0.0.1:6379/0) or"
+            " AMBER_REDIS_SENTINELS; for a self-contained system use `amber-relay run`",
             code="no_redis_url",
         )
     if settings.processes > 1:
@@ -173,8 +173,10 @@ def _supervise(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     """The arq worker: applies submissions and expires alerts."""
     settings = _settings(args)
-    if settings.redis_url is None:
-        raise AmberError("worker needs AMBER_REDIS_URL", code="no_redis_url")
+    if settings.redis_url is None and not settings.redis_sentinels:
+        raise AmberError(
+            "worker needs AMBER_REDIS_URL or AMBER_REDIS_SENTINELS", code="no_redis_url"
+        )
     from workers.runner import run_worker
 
     _loop_policy()

@@ -30,6 +30,19 @@ class Settings:
     """Redis to use; ``None`` means "start a private redis-server" (``amber-relay run`` only)."""
     redis_prefix: str = "amber:"
     """Prefix of every key amber-relay writes, so one Redis can host several deployments."""
+    redis_sentinels: str | None = None
+    """Redis Sentinels as ``host:port,host:port``; when set, every process finds the
+    primary (and replicas) through them instead of ``redis_url``."""
+    redis_sentinel_master: str = "amber"
+    """Name of the monitored primary (``sentinel monitor <name> ...``)."""
+    redis_min_replicas: int = 0
+    """Replicas that must acknowledge an alert's write (Redis WAIT) before the hook
+    answers 202; otherwise 503 (the retry is idempotent). 0 = the primary alone."""
+    redis_wait_timeout_s: float = 1.0
+    """How long the hook waits for those acknowledgements."""
+    redis_follow_replica: bool = False
+    """Broadcasters read the events stream and the active set from a replica (through
+    Sentinel), so the primary's load does not grow with the number of broadcasters."""
     agencies_file: str | None = None
     """TOML file of agencies (secret, jurisdiction); ``None`` means no agency may post."""
     host: str = "127.0.0.1"

@@ -25,10 +25,19 @@ from typing import Literal
 
 import msgspec
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from .model import AlertRecord
 
-__all__ = ["Event", "Keys", "Store", "Submission"]
+__all__ = ["Event", "Keys", "NotReplicated", "Store", "Submission"]
+
+
+class NotReplicated(RedisError):
+    """Fewer replicas than required acknowledged a write in time (Redis WAIT).
+
+    A ``RedisError``, so every caller that answers 503 on a Redis failure answers
+    503 here too: the write may be lost in a failover, so it was not accepted.
+    """
 
 
 class Submission(msgspec.Struct, frozen=True, kw_only=True):
@@ -68,6 +77,7 @@ class Keys:
         self.expiries = prefix + "expiries"
         self.events = prefix + "events"
         self.queue = prefix + "queue"
+        self.wait_mark = prefix + "wait-mark"
 
     def sub(self, key: str) -> str:
         return f"{self.prefix}sub:{key}"
@@ -196,6 +206,29 @@ class Store:
         )
         version, existing, state = int(res[0]), bool(int(res[1])), _text(res[2])
         return version, existing, state
+
+    async def replicated(self, replicas: int, timeout_s: float) -> None:
+        """Return once ``replicas`` replicas hold every write acknowledged so far.
+
+        Redis WAIT counts the writes of the connection it is sent on, and the
+        submission and its job were written on other connections of the pool (or of
+        arq's), so a write of this connection goes first: replication is one ordered
+        stream, so replicas past this write hold everything acknowledged before it.
+
+        Raises:
+            NotReplicated: fewer replicas acknowledged within ``timeout_s``.
+            redis.RedisError or OSError: Redis unreachable.
+        """
+        if replicas <= 0:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.incr(self.keys.wait_mark)
+            pipe.wait(replicas, max(1, int(timeout_s * 1000)))
+            _, acked = await pipe.execute()
+        if int(acked) < replicas:
+            raise NotReplicated(
+                f"{acked} of {replicas} required replicas acknowledged within {timeout_s:g} s"
+            )
 
     async def load_submission(self, alert_id: str, version: int) -> Submission | None:
         raw = await self.redis.get(self.keys.version(alert_id, version))

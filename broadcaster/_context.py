@@ -12,7 +12,7 @@ from starlette.responses import Response
 from amber_relay.agencies import Agency
 from amber_relay.geodata import GeoData
 from amber_relay.settings import Settings
-from amber_relay.store import Store, Submission
+from amber_relay.store import NotReplicated, Store, Submission
 
 from ._problem import problem
 from .hub import Hub
@@ -51,6 +51,16 @@ def json_response(
 def unavailable(exc: BaseException) -> Response:
     """503: Redis could not take the write, so nothing was accepted."""
     log.warning("store unavailable: %r", exc)
+    if isinstance(exc, NotReplicated):
+        return problem(
+            503,
+            "Alert not replicated",
+            "the alert was not acknowledged by enough Redis replicas in time, so it was not"
+            " accepted; retry with a fresh signature (resubmitting the same alert is safe:"
+            " it is idempotent)",
+            code="store_not_replicated",
+            headers={"Retry-After": "1"},
+        )
     return problem(
         503,
         "Alert store unavailable",

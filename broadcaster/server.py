@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
-from redis.asyncio import Redis
 
 from amber_relay import geodata
 from amber_relay.agencies import load_agencies
+from amber_relay.redis_clients import follower, primary
 from amber_relay.settings import Settings
 from amber_relay.store import Store, Submission
 from workers.photos import PhotoFetcher
@@ -71,14 +71,6 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def store_redis(url: str) -> Redis:
-    """The store's Redis client: commands time out so a hung Redis fails fast (503)."""
-    client: Redis = Redis.from_url(
-        url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=10
-    )
-    return client
-
-
 def _needs_fetch(sub: Submission) -> bool:
     # Photos behind URLs are fetched by the worker alone, so each is fetched once.
     return sub.record is not None and any(p.url for p in sub.record.pending_photos)
@@ -111,12 +103,16 @@ async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
 async def serve(
     settings: Settings,
     *,
-    redis_url: str,
+    redis_url: str | None,
     with_worker: bool = False,
     on_ready: Callable[[Endpoints], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Serve until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None)."""
+    """Serve until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None).
+
+    Redis is ``redis_url``, or the primary the Sentinels name when
+    ``settings.redis_sentinels`` is set (then ``redis_url`` may be None).
+    """
     loop = asyncio.get_running_loop()
     if stop is None:
         stop = asyncio.Event()
@@ -128,10 +124,19 @@ async def serve(
     # not on the loop at the first alert's publish.
     await asyncio.to_thread(geo.counties_intersecting, (0.0, 0.0, 0.0, 0.0))
     agencies = load_agencies(settings.agencies_file)
-    redis = store_redis(redis_url)
+    redis = primary(settings, redis_url)
     arq = await connect(settings, redis_url)
     store = Store(
         redis,
+        settings.redis_prefix,
+        retention_s=settings.retention_s,
+        stream_maxlen=settings.stream_maxlen,
+    )
+    # The events stream may be read from a replica: the primary's load must not grow
+    # with the number of broadcaster processes.
+    feed_redis = follower(settings, redis_url)
+    feed_store = Store(
+        feed_redis,
         settings.redis_prefix,
         retention_s=settings.retention_s,
         stream_maxlen=settings.stream_maxlen,
@@ -146,6 +151,9 @@ async def serve(
     async def enqueue(alert_id: str, version: int, sub: Submission, fresh: bool) -> None:
         # Durable first: the queued job is what guarantees the version is applied.
         await enqueue_apply(arq, store.keys.queue, alert_id, version)
+        # Replicated next (when required): a write only the primary holds is lost if
+        # it fails over now, so it must not be answered 202 (raises NotReplicated).
+        await store.replicated(settings.redis_min_replicas, settings.redis_wait_timeout_s)
         if fresh and not _needs_fetch(sub):
             # Fast path: apply right here instead of waiting for the worker's poll;
             # applying is idempotent, so the worker's run of the same job is a no-op.
@@ -162,7 +170,7 @@ async def serve(
     app = create_app(ApiContext(bound, store, agencies, geo, hub, enqueue, time.time))
     synced = asyncio.Event()
     tasks = [
-        asyncio.create_task(follow(store, hub, synced), name="feed"),
+        asyncio.create_task(follow(feed_store, hub, synced), name="feed"),
         asyncio.create_task(flush_stats(store, hub, settings.stats_flush_s), name="stats"),
     ]
     if with_worker:
@@ -217,4 +225,5 @@ async def serve(
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(http_task, 5)
         await redis.aclose()
+        await feed_redis.aclose()
         await arq.aclose()

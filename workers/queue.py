@@ -2,31 +2,49 @@
 
 from __future__ import annotations
 
-from arq.connections import ArqRedis, RedisSettings, create_pool
+import asyncio
+from typing import cast
 
+from arq.connections import ArqRedis
+from redis.exceptions import RedisError
+
+from amber_relay.redis_clients import primary
 from amber_relay.settings import Settings
 
 from . import _serial
 
 __all__ = ["connect", "enqueue_apply"]
 
+_CONNECT_TRIES = 4
 
-async def connect(settings: Settings, url: str) -> ArqRedis:
-    """An arq-capable Redis pool on ``url``, with timeouts so a dead Redis fails fast.
+
+async def connect(settings: Settings, url: str | None) -> ArqRedis:
+    """An arq-capable Redis pool on the primary (``url``, or through the Sentinels).
+
+    Built by :func:`amber_relay.redis_clients.primary`, so it times out like every
+    other client and follows a Sentinel failover on its next connection.
 
     Raises:
-        redis.RedisError or OSError: Redis unreachable after arq's retries.
+        redis.RedisError or OSError: Redis unreachable after ``_CONNECT_TRIES`` PINGs
+            one second apart.
     """
-    rs = RedisSettings.from_dsn(url)
-    rs.conn_timeout = 2
-    rs.conn_retries = 3
-    rs.conn_retry_delay = 1
-    return await create_pool(
-        rs,
-        job_serializer=_serial.serialize,
-        job_deserializer=_serial.deserialize,
-        default_queue_name=settings.redis_prefix + "queue",
-    )
+    for attempt in range(_CONNECT_TRIES):
+        pool = cast(ArqRedis, primary(settings, url, redis_class=ArqRedis))
+        pool.job_serializer = _serial.serialize
+        pool.job_deserializer = _serial.deserialize
+        pool.default_queue_name = settings.redis_prefix + "queue"
+        try:
+            await pool.ping()
+            return pool
+        except (RedisError, OSError):
+            await pool.aclose()
+            if attempt == _CONNECT_TRIES - 1:
+                raise
+        except BaseException:
+            await pool.aclose()
+            raise
+        await asyncio.sleep(1)
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
 async def enqueue_apply(redis: ArqRedis, queue: str, alert_id: str, version: int) -> None:

@@ -62,7 +62,7 @@ def create_worker(
     )
 
 
-async def run_worker(settings: Settings, redis_url: str) -> None:
+async def run_worker(settings: Settings, redis_url: str | None) -> None:
     """Run a worker until cancelled, starting it again after any Redis failure.
 
     arq's own loop ends on a lost Redis connection; an alerting worker must not stay
