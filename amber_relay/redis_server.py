@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import AmberError
@@ -54,12 +55,21 @@ class RedisServer:
     """A redis-server child on 127.0.0.1 and a free port, data in ``data_dir``.
 
     ``appendonly`` turns on AOF (fsync every second) so what was acknowledged survives
-    a restart of this server.
+    a restart of this server. ``extra_args`` go last on the command line (e.g.
+    ``["--replicaof", "127.0.0.1", "6380"]`` for a replica).
     """
 
-    def __init__(self, data_dir: str | Path, *, appendonly: bool = True, port: int | None = None):
+    def __init__(
+        self,
+        data_dir: str | Path,
+        *,
+        appendonly: bool = True,
+        port: int | None = None,
+        extra_args: Sequence[str] = (),
+    ):
         self.data_dir = Path(data_dir)
         self.appendonly = appendonly
+        self.extra_args = list(extra_args)
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -94,6 +104,7 @@ class RedisServer:
             "notice",
             "--protected-mode",
             "yes",
+            *self.extra_args,
         ]
         self.proc = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL

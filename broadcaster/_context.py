@@ -38,6 +38,8 @@ class ApiContext:
 
     ``fresh`` is false for an idempotent replay (nothing new to apply)."""
     clock: Callable[[], float]
+    not_ready: Callable[[], str | None] = lambda: None
+    """A short reason this process should get no traffic now (``/readyz``), or None."""
 
 
 def json_response(

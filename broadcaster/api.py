@@ -8,7 +8,7 @@ Routes:
 - ``GET /v1/alerts/active?lat=&lon=`` or ``?region=`` (public): the hello answer
 - ``GET /media/{sha256}``: photos, immutable
 - ``GET /`` the demo interrupt page (``/web/...`` its files), ``GET /v1/config``,
-  ``GET /v1/schema/alert.json``, ``GET /healthz``
+  ``GET /v1/schema/alert.json``, ``GET /healthz``, ``GET /readyz``
 
 The agency-facing handlers are in :mod:`broadcaster.hook`.
 """
@@ -129,6 +129,21 @@ class _Public:
             return problem(503, "Unhealthy", f"redis: {exc}", code="redis_down")
         return json_response({"ok": True, "active": len(self.ctx.hub.alerts)})
 
+    async def ready(self, request: Request) -> Response:
+        """Ready for traffic: Redis answers and the process's own checks pass.
+
+        The body names no internal address: it is what a load balancer logs.
+        """
+        reason = self.ctx.not_ready()
+        if reason is None:
+            try:
+                await self.ctx.store.redis.ping()
+            except (RedisError, OSError):
+                reason = "redis unreachable"
+        if reason is not None:
+            return problem(503, "Not Ready", reason, code="not_ready")
+        return json_response({"ok": True, "active": len(self.ctx.hub.alerts)})
+
 
 def _parse_seen(raw: str) -> list[tuple[str, int]] | None:
     out: list[tuple[str, int]] = []
@@ -154,6 +169,7 @@ def create_app(ctx: ApiContext) -> Starlette:
             Route("/v1/config", api.config, methods=["GET"]),
             Route("/v1/schema/alert.json", api.schema, methods=["GET"]),
             Route("/healthz", api.health, methods=["GET"]),
+            Route("/readyz", api.ready, methods=["GET"]),
             Route("/", api.page, methods=["GET"]),
             Mount("/web", app=StaticFiles(packages=[("clients", "web")]), name="web"),
         ]

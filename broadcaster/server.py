@@ -167,8 +167,14 @@ async def serve(
     bound = settings.replace(
         port=api_sock.getsockname()[1], stream_port=stream_sock.getsockname()[1]
     )
-    app = create_app(ApiContext(bound, store, agencies, geo, hub, enqueue, time.time))
     synced = asyncio.Event()
+
+    def not_ready() -> str | None:
+        return None if synced.is_set() else "alerts not loaded yet"
+
+    app = create_app(
+        ApiContext(bound, store, agencies, geo, hub, enqueue, time.time, not_ready=not_ready)
+    )
     tasks = [
         asyncio.create_task(follow(feed_store, hub, synced), name="feed"),
         asyncio.create_task(flush_stats(store, hub, settings.stats_flush_s), name="stats"),

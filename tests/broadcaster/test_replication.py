@@ -1,0 +1,116 @@
+"""AMBER_REDIS_MIN_REPLICAS: 202 only once a replica acknowledged the write (Redis WAIT)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from amber_relay.redis_server import RedisServer
+from amber_relay.settings import Settings
+from tests.conftest import running_system
+from tests.support import Agency, Client, alert_doc, seconds, signed, square
+
+SA = (29.42, -98.49)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A private primary this test attaches a replica to."""
+    # No 5 s wait for more replicas before the first full sync.
+    server = RedisServer(
+        tmp_path / "primary", appendonly=False, extra_args=["--repl-diskless-sync-delay", "0"]
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+async def wait_replica_online(primary_url: str) -> None:
+    """Until the primary lists one replica in state online (bounded)."""
+    client = Redis.from_url(primary_url)
+    try:
+        async with asyncio.timeout(seconds(20)):
+            while True:
+                info = await client.info("replication")
+                slave = info.get("slave0")
+                if isinstance(slave, dict) and slave.get("state") == "online":
+                    return
+                await asyncio.sleep(0.05)
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.asyncio
+async def test_unreplicated_write_is_503_and_the_idempotent_retry_is_202(
+    own_redis: RedisServer, settings: Settings, agency: Agency, tmp_path: Path
+) -> None:
+    """No replica: 503 store_not_replicated with Retry-After; with one: the retry gets 202."""
+    local = settings.replace(
+        redis_url=own_redis.url, redis_min_replicas=1, redis_wait_timeout_s=0.2
+    )
+    doc = alert_doc("TX-W1", polygon=square(*SA, 0.1))
+    async with running_system(local) as system:
+        c = await Client.open(system.stream_url, lat=SA[0], lon=SA[1])
+        r = await signed(system.http, "POST", "/v1/alerts", agency, doc)
+        assert r.status_code == 503, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["code"] == "store_not_replicated"
+        assert r.headers["retry-after"] == "1"
+
+        replica = RedisServer(
+            tmp_path / "replica",
+            appendonly=False,
+            extra_args=[
+                "--replicaof",
+                "127.0.0.1",
+                str(own_redis.port),
+                "--repl-diskless-sync-delay",
+                "0",
+            ],
+        )
+        replica.start()
+        try:
+            await wait_replica_online(own_redis.url)
+            # The retry: the same alert with a fresh signature (a later t).
+            r = await signed(system.http, "POST", "/v1/alerts", agency, doc, t=int(time.time()) + 1)
+            assert r.status_code == 202, r.text
+            assert r.headers["amber-idempotent-replay"] == "true"
+            # Whether or not the 503'd write was applied meanwhile, it is shown once.
+            assert (await c.next_of("interrupt"))["alert"]["id"] == "TX-W1"
+            await system.sentinel(agency, [c], "TX-W-AFTER")
+        finally:
+            replica.stop()
+
+
+@pytest.mark.asyncio
+async def test_replicated_write_is_202_at_once(
+    own_redis: RedisServer, settings: Settings, agency: Agency, tmp_path: Path
+) -> None:
+    """With a replica online, a new alert is answered 202 and delivered."""
+    replica = RedisServer(
+        tmp_path / "replica",
+        appendonly=False,
+        extra_args=[
+            "--replicaof",
+            "127.0.0.1",
+            str(own_redis.port),
+            "--repl-diskless-sync-delay",
+            "0",
+        ],
+    )
+    replica.start()
+    try:
+        await wait_replica_online(own_redis.url)
+        local = settings.replace(redis_url=own_redis.url, redis_min_replicas=1)
+        async with running_system(local) as system:
+            c = await Client.open(system.stream_url, lat=SA[0], lon=SA[1])
+            body = await system.post(agency, alert_doc("TX-W2", polygon=square(*SA, 0.1)))
+            assert body["status"] == "accepted"
+            assert (await c.next_of("interrupt"))["alert"]["id"] == "TX-W2"
+    finally:
+        replica.stop()
