@@ -13,9 +13,11 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -150,7 +152,12 @@ def _supervise(args: argparse.Namespace, settings: Settings) -> int:
         "--stream-port",
         str(stream_port),
     ]
-    children = [subprocess.Popen(cmd) for _ in range(settings.processes)]
+    # Prometheus multiprocess mode: each child writes its metrics to files in a
+    # directory of this run only (a previous run's files would add stale counts), and
+    # /metrics on any child sums those of every live child.
+    metrics_dir = tempfile.mkdtemp(prefix="amber-relay-metrics-")
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
+    children = [subprocess.Popen(cmd, env=env) for _ in range(settings.processes)]
     try:
         while True:
             for i, child in enumerate(children):
@@ -158,8 +165,9 @@ def _supervise(args: argparse.Namespace, settings: Settings) -> int:
                 if code is not None:
                     # A crashed broadcaster is replaced; its clients reconnect and resync.
                     log.warning("serve process %d exited with %s; restarting", child.pid, code)
+                    _forget_metrics(metrics_dir, child.pid)
                     time.sleep(0.5)
-                    children[i] = subprocess.Popen(cmd)
+                    children[i] = subprocess.Popen(cmd, env=env)
             time.sleep(0.5)
     except KeyboardInterrupt:
         return 0
@@ -168,6 +176,14 @@ def _supervise(args: argparse.Namespace, settings: Settings) -> int:
             child.terminate()
         for child in children:
             child.wait(10)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _forget_metrics(metrics_dir: str, pid: int) -> None:
+    """Drop a dead child's live gauges (its counters keep counting in the sums)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid, metrics_dir)  # type: ignore[no-untyped-call]
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -181,6 +197,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     _loop_policy()
     redis_url = settings.redis_url
+
+    if settings.worker_metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.worker_metrics_port, addr=settings.host)
 
     async def main() -> None:
         task = asyncio.create_task(run_worker(settings, redis_url))

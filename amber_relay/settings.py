@@ -94,6 +94,9 @@ class Settings:
     a crashed server did not apply, and for the idle CPU (5 ms polls cost ~13 % of a
     core here)."""
     worker_job_timeout_s: float = 60.0
+    worker_metrics_port: int = 0
+    """``amber-relay worker`` serves Prometheus ``/metrics`` on this port (0 = off);
+    serving processes answer ``/metrics`` on their API port."""
     expire_interval_s: int = 1
     """Seconds between expiry sweeps (an arq cron job)."""
     retention_s: int = 30 * 24 * 3600

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import msgspec
 from starlette.responses import Response
 
+from amber_relay import metrics
 from amber_relay.agencies import Agency
 from amber_relay.geodata import GeoData
 from amber_relay.settings import Settings
@@ -53,6 +54,7 @@ def json_response(
 def unavailable(exc: BaseException) -> Response:
     """503: Redis could not take the write, so nothing was accepted."""
     log.warning("store unavailable: %r", exc)
+    metrics.REDIS_ERRORS.labels("hook").inc()
     if isinstance(exc, NotReplicated):
         return problem(
             503,

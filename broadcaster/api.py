@@ -15,8 +15,12 @@ The agency-facing handlers are in :mod:`broadcaster.hook`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
+from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
+from typing import Any
 
 import msgspec
 from redis.exceptions import RedisError
@@ -26,6 +30,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from amber_relay import metrics
 from amber_relay.model import AlertIn
 
 from ._context import ApiContext, json_response, unavailable
@@ -155,16 +160,34 @@ def _parse_seen(raw: str) -> list[tuple[str, int]] | None:
     return out
 
 
-def create_app(ctx: ApiContext) -> Starlette:
-    """The Starlette application for one serving process."""
+def _counted(handler: Callable[[Request], Awaitable[Response]]) -> Callable[..., Any]:
+    """``handler`` with its answers counted by status and problem code (per request)."""
+
+    async def counted(request: Request) -> Response:
+        response = await handler(request)
+        code = "accepted"
+        if response.status_code >= 300:
+            code = "unknown"
+            if response.media_type == "application/problem+json":
+                with contextlib.suppress(ValueError, AttributeError):
+                    code = str(json.loads(bytes(response.body))["code"])
+        metrics.HOOK_ANSWERS.labels(str(response.status_code), code).inc()
+        return response
+
+    return counted
+
+
+def create_app(ctx: ApiContext, extra_routes: Sequence[Route] = ()) -> Starlette:
+    """The Starlette application for one serving process (``extra_routes`` appended)."""
     api = _Public(ctx)
     hook = AgencyHook(ctx)
     return Starlette(
         routes=[
-            Route("/v1/alerts", hook.post_alert, methods=["POST"]),
+            *extra_routes,
+            Route("/v1/alerts", _counted(hook.post_alert), methods=["POST"]),
             Route("/v1/alerts/active", api.active, methods=["GET"]),
             Route("/v1/alerts/{alert_id}", hook.get_alert, methods=["GET"]),
-            Route("/v1/alerts/{alert_id}", hook.delete_alert, methods=["DELETE"]),
+            Route("/v1/alerts/{alert_id}", _counted(hook.delete_alert), methods=["DELETE"]),
             Route("/media/{sha256}", api.media, methods=["GET"]),
             Route("/v1/config", api.config, methods=["GET"]),
             Route("/v1/schema/alert.json", api.schema, methods=["GET"]),

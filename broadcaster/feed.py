@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 
 from redis.exceptions import RedisError
 
-from amber_relay.store import Store
+from amber_relay import metrics
+from amber_relay.store import Event, Store
 
 from .hub import Hub
 
@@ -37,21 +39,42 @@ async def follow(store: Store, hub: Hub, synced: asyncio.Event) -> None:
                 log.info("events stream: resynced after %d failure(s)", failures)
             failures = 0
             while True:
-                for entry_id, event in await store.read_events(last, block_ms=_BLOCK_MS):
+                entries = await store.read_events(last, block_ms=_BLOCK_MS)
+                # Lag per batch: the age of the newest entry read (0 when caught up).
+                metrics.EVENT_LAG.set(_age_s(entries[-1][0]) if entries else 0.0)
+                for entry_id, event in entries:
                     last = entry_id
-                    try:
-                        hub.apply(event)
-                    except Exception:
-                        # A bug on one event must not stop this process from following
-                        # the stream (and everyone else's alerts).
-                        log.exception(
-                            "events stream: failed to apply %s v%d", event.id, event.version
-                        )
+                    _apply(hub, event)
         except (RedisError, OSError) as exc:
+            metrics.REDIS_ERRORS.labels("feed").inc()
             failures += 1
             delay = random.uniform(0, min(_BACKOFF_MAX_S, 0.1 * 2**failures))
             log.warning("events stream: %r; retrying in %.2f s", exc, delay)
             await asyncio.sleep(delay)
+
+
+def _apply(hub: Hub, event: Event) -> None:
+    ctx = {"alert_id": event.id, "version": event.version}
+    try:
+        if event.kind == "publish":
+            started = time.perf_counter()
+            hub.apply(event)
+            took = time.perf_counter() - started
+            metrics.FANOUT_SECONDS.observe(took)
+            log.info("published %s v%d in %.4f s", event.id, event.version, took, extra=ctx)
+        else:
+            hub.apply(event)
+            log.info("cleared %s v%d (%s)", event.id, event.version, event.reason, extra=ctx)
+    except Exception:
+        # A bug on one event must not stop this process from following the stream
+        # (and everyone else's alerts).
+        log.exception("events stream: failed to apply %s v%d", event.id, event.version, extra=ctx)
+
+
+def _age_s(entry_id: str) -> float:
+    """Seconds since a stream entry was added (its id starts with Redis's ms clock)."""
+    ms = entry_id.partition("-")[0]
+    return max(0.0, time.time() - int(ms) / 1000) if ms.isdigit() else 0.0
 
 
 async def flush_stats(store: Store, hub: Hub, interval_s: float) -> None:
@@ -64,5 +87,6 @@ async def flush_stats(store: Store, hub: Hub, interval_s: float) -> None:
         try:
             await store.add_stats(dict(stats))
         except (RedisError, OSError) as exc:
+            metrics.REDIS_ERRORS.labels("stats").inc()
             log.warning("stats flush failed (%r); keeping %d counters", exc, len(stats))
             hub.stats.update(stats)

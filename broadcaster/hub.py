@@ -80,6 +80,8 @@ class Hub:
         self.alerts: dict[str, _Active] = {}
         self.ended: dict[str, ClearReason] = {}
         self.stats: Counter[StatKey] = Counter()
+        self.frames_sent: Counter[str] = Counter()
+        """Frames handed to sockets by type, counted per batch (read by the metrics)."""
         self._rtree = rtree_index.Index()
         self._handles = itertools.count(1)
         self._clear_frames: dict[tuple[str, str], bytes] = {}
@@ -141,7 +143,9 @@ class Hub:
         if old is not None:
             left = old.got.difference(alert.got)
             if left:
-                self._send_all(left, self._clear_frame(record.id, "area_changed"))
+                n = self._send_all(left, self._clear_frame(record.id, "area_changed"))
+                self.frames_sent["clear"] += n
+        self.frames_sent["interrupt"] += sent
         self._count(record, "matched", matched)
         self._count(record, "delivered", sent)
         return sent
@@ -155,7 +159,9 @@ class Hub:
             return 0
         self._rtree.delete(alert.handle, alert.area.bbox)
         self.generation += 1
-        return self._send_all(alert.got, self._clear_frame(alert_id, reason))
+        n = self._send_all(alert.got, self._clear_frame(alert_id, reason))
+        self.frames_sent["clear"] += n
+        return n
 
     def _regions_touching(self, area: Area) -> list[str]:
         return [
@@ -237,6 +243,8 @@ class Hub:
         self.index.add(sock)
         answer = self.answer(sock.lat, sock.lon, sock.region, shown)
         sock.send(self._welcome_frame(node, len(answer.alerts), ping_s))
+        self.frames_sent["welcome"] += 1
+        self.frames_sent["clear"] += len(answer.clears)
         for record in answer.alerts:
             self._deliver(sock, self.alerts[record.id])
         for alert_id, reason in answer.clears:
@@ -288,6 +296,7 @@ class Hub:
         self._count(a.record, "matched", 1)
         if sock.send(a.frame):
             self._count(a.record, "delivered", 1)
+            self.frames_sent["interrupt"] += 1
 
     def _count(self, record: AlertRecord, figure: str, n: int) -> None:
         if n:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
+from starlette.routing import Route
 
 from amber_relay import geodata
 from amber_relay.agencies import load_agencies
@@ -34,6 +35,7 @@ from workers.tasks import apply
 from .api import ApiContext, create_app
 from .feed import flush_stats, follow
 from .hub import Hub
+from .metrics import Sampler, metrics_endpoint
 from .stream import StreamServer
 
 __all__ = ["Endpoints", "bind", "serve"]
@@ -172,12 +174,15 @@ async def serve(
     def not_ready() -> str | None:
         return None if synced.is_set() else "alerts not loaded yet"
 
+    sampler = Sampler(hub, stream, "")
     app = create_app(
-        ApiContext(bound, store, agencies, geo, hub, enqueue, time.time, not_ready=not_ready)
+        ApiContext(bound, store, agencies, geo, hub, enqueue, time.time, not_ready=not_ready),
+        [Route("/metrics", metrics_endpoint(sampler), methods=["GET"])],
     )
     tasks = [
         asyncio.create_task(follow(feed_store, hub, synced), name="feed"),
         asyncio.create_task(flush_stats(store, hub, settings.stats_flush_s), name="stats"),
+        asyncio.create_task(sampler.run(), name="metrics"),
     ]
     if with_worker:
         from workers.runner import run_worker

@@ -66,6 +66,10 @@ class StreamServer:
         self.node = node
         self.connections: set[Connection] = set()
         self.closed_slow = 0
+        self.closed_rate_limited = 0
+        self.hellos = 0
+        self.moves = 0
+        """Plain counters read by the metrics sampler (no per-socket metrics calls)."""
         self._sweep_handle: asyncio.TimerHandle | None = None
 
     def protocol_factory(self) -> Connection:
@@ -91,16 +95,18 @@ class StreamServer:
         hello_deadline = now - self.settings.hello_timeout_s
         ping_due = now - self._last_ping >= self.settings.ping_interval_s
         silent_since = now - 2 * self.settings.ping_interval_s
+        pings = 0
         for conn in list(self.connections):
             if conn.hello_done:
                 if conn.last_rx < silent_since:
                     conn.abort()
                 elif ping_due:
-                    conn.send(_wire.PING)
+                    pings += conn.send(_wire.PING)
             elif conn.opened_at < hello_deadline:
                 conn.close(HELLO_TIMEOUT, f"no hello within {self.settings.hello_timeout_s:g} s")
         if ping_due:
             self._last_ping = now
+            self.hub.frames_sent["ping"] += pings
         loop = asyncio.get_running_loop()
         self._sweep_handle = loop.call_later(self._sweep_interval, self._sweep)
 
@@ -306,6 +312,7 @@ class Connection(asyncio.Protocol):
                 self.close(1008, f"seen lists at most {self.server.settings.max_seen} alerts")
                 return
             self.hello_done = True
+            self.server.hellos += 1
             hub.hello(self, msg.seen, self.server.node, self.server.settings.ping_interval_s)
         elif not self.hello_done:
             self.close(1008, "the first frame must be hello")
@@ -353,5 +360,6 @@ class Connection(asyncio.Protocol):
         if not self._tag(msg.lat, msg.lon, msg.region):
             return
         self.last_move = asyncio.get_running_loop().time()
+        self.server.moves += 1
         hub.moved(self)
         self._flush()

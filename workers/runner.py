@@ -12,6 +12,7 @@ from arq.connections import ArqRedis
 from arq.worker import Worker
 from redis.exceptions import RedisError
 
+from amber_relay import metrics
 from amber_relay.settings import Settings
 from amber_relay.store import Store
 
@@ -76,6 +77,7 @@ async def run_worker(settings: Settings, redis_url: str | None) -> None:
         except (RedisError, OSError) as exc:
             failures += 1
             delay = random.uniform(0, min(5.0, 0.1 * 2**failures))
+            metrics.REDIS_ERRORS.labels("worker").inc()
             log.warning("worker: redis unavailable (%r); retrying in %.2f s", exc, delay)
             await asyncio.sleep(delay)
             continue
@@ -86,6 +88,7 @@ async def run_worker(settings: Settings, redis_url: str | None) -> None:
         except (RedisError, OSError) as exc:
             failures += 1
             delay = random.uniform(0, min(5.0, 0.1 * 2**failures))
+            metrics.REDIS_ERRORS.labels("worker").inc()
             log.warning("worker: lost redis (%r); restarting in %.2f s", exc, delay)
             await asyncio.sleep(delay)
         finally:

@@ -15,6 +15,7 @@ import msgspec
 from arq import Retry
 from redis.exceptions import RedisError
 
+from amber_relay import metrics
 from amber_relay.store import Store
 
 from .photos import PhotoFetcher
@@ -32,6 +33,8 @@ async def apply(ctx: dict[str, Any], alert_id: str, version: int) -> str:
     """
     store: Store = ctx["store"]
     fetcher: PhotoFetcher = ctx["photos"]
+    if int(ctx.get("job_try", 1)) > 1:
+        metrics.JOB_RETRIES.inc()
     try:
         # The serving process usually applied it already (its fast path): stop here
         # rather than load the submission and process its photos a second time.
@@ -45,6 +48,8 @@ async def apply(ctx: dict[str, Any], alert_id: str, version: int) -> str:
             done = await store.apply(
                 alert_id, version, record=None, reason="cancelled", public=True, state="cancelled"
             )
+            if done:
+                _observe(ctx, sub.received_ts)
             return "cancelled" if done else "superseded"
         if sub.record is None:
             return "missing"
@@ -65,10 +70,19 @@ async def apply(ctx: dict[str, Any], alert_id: str, version: int) -> str:
             public=public,
             state="active" if public else f"stored ({record.status}, not public)",
         )
+        if done:
+            _observe(ctx, sub.received_ts)
         return ("published" if public else "stored") if done else "superseded"
     except (RedisError, OSError) as exc:
+        metrics.REDIS_ERRORS.labels("worker").inc()
         log.warning("apply %s v%d: redis unavailable (%r); retrying", alert_id, version, exc)
         raise Retry(defer=1) from exc
+
+
+def _observe(ctx: dict[str, Any], received_ts: float) -> None:
+    # arq puts job_try in the context of its jobs; the serving process's fast path does not.
+    runner = "worker" if "job_try" in ctx else "server"
+    metrics.JOB_LATENCY.labels(runner).observe(max(0.0, time.time() - received_ts))
 
 
 async def expire_due(ctx: dict[str, Any]) -> int:
