@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import AmberError
+from .logs import configure
 from .settings import Settings
 
 __all__ = ["main"]
@@ -250,10 +251,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    try:
+        log_format = Settings.from_env(os.environ).log_format
+        configure(log_format, logging.INFO if args.verbose else logging.WARNING)
+    except ValueError as exc:
+        print(f"amber-relay: {exc}", file=sys.stderr)
+        return 2
     try:
         code: int = args.func(args)
         return code

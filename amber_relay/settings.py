@@ -55,6 +55,9 @@ class Settings:
     ``None`` gives links relative to the API (``/media/<sha256>``)."""
     processes: int = 1
     """Broadcaster processes sharing the ports with SO_REUSEPORT (``serve --processes``)."""
+    log_format: str = "text"
+    """``text`` or ``json`` (one object per line, with alert_id and version on lines
+    about an alert)."""
 
     # Agency hook limits
     max_body_bytes: int = 4 * 1024 * 1024

@@ -15,6 +15,7 @@ import time
 from redis.exceptions import RedisError
 
 from amber_relay import metrics
+from amber_relay.logs import alert_context
 from amber_relay.store import Event, Store
 
 from .hub import Hub
@@ -54,21 +55,21 @@ async def follow(store: Store, hub: Hub, synced: asyncio.Event) -> None:
 
 
 def _apply(hub: Hub, event: Event) -> None:
-    ctx = {"alert_id": event.id, "version": event.version}
-    try:
-        if event.kind == "publish":
-            started = time.perf_counter()
-            hub.apply(event)
-            took = time.perf_counter() - started
-            metrics.FANOUT_SECONDS.observe(took)
-            log.info("published %s v%d in %.4f s", event.id, event.version, took, extra=ctx)
-        else:
-            hub.apply(event)
-            log.info("cleared %s v%d (%s)", event.id, event.version, event.reason, extra=ctx)
-    except Exception:
-        # A bug on one event must not stop this process from following the stream
-        # (and everyone else's alerts).
-        log.exception("events stream: failed to apply %s v%d", event.id, event.version, extra=ctx)
+    with alert_context(event.id, event.version):
+        try:
+            if event.kind == "publish":
+                started = time.perf_counter()
+                hub.apply(event)
+                took = time.perf_counter() - started
+                metrics.FANOUT_SECONDS.observe(took)
+                log.info("published %s v%d in %.4f s", event.id, event.version, took)
+            else:
+                hub.apply(event)
+                log.info("cleared %s v%d (%s)", event.id, event.version, event.reason)
+        except Exception:
+            # A bug on one event must not stop this process from following the stream
+            # (and everyone else's alerts).
+            log.exception("events stream: failed to apply %s v%d", event.id, event.version)
 
 
 def _age_s(entry_id: str) -> float:

@@ -83,7 +83,11 @@ async def _apply_now(ctx: dict[str, Any], alert_id: str, version: int) -> None:
         await apply(ctx, alert_id, version)
     except Exception as exc:  # the queued job will apply it; say why this did not
         log.warning(
-            "fast apply of %s v%d failed (%r); the worker will apply it", alert_id, version, exc
+            "fast apply of %s v%d failed (%r); the worker will apply it",
+            alert_id,
+            version,
+            exc,
+            extra={"alert_id": alert_id, "version": version},
         )
 
 

@@ -16,6 +16,7 @@ from arq import Retry
 from redis.exceptions import RedisError
 
 from amber_relay import metrics
+from amber_relay.logs import alert_context
 from amber_relay.store import Store
 
 from .photos import PhotoFetcher
@@ -26,6 +27,13 @@ log = logging.getLogger("amber_relay.worker")
 
 
 async def apply(ctx: dict[str, Any], alert_id: str, version: int) -> str:
+    """Apply version ``version`` of ``alert_id`` (see :func:`_apply`); every line it
+    logs names the alert version."""
+    with alert_context(alert_id, version):
+        return await _apply(ctx, alert_id, version)
+
+
+async def _apply(ctx: dict[str, Any], alert_id: str, version: int) -> str:
     """Apply version ``version`` of ``alert_id``: publish it, or clear a cancelled alert.
 
     Returns a short outcome for arq's result log. Raises ``arq.Retry`` when Redis is
@@ -92,6 +100,6 @@ async def expire_due(ctx: dict[str, Any]) -> int:
     n = 0
     for alert_id in await store.due(now):
         if await store.expire(alert_id, now):
-            log.info("expired %s", alert_id)
+            log.info("expired %s", alert_id, extra={"alert_id": alert_id, "version": None})
             n += 1
     return n
