@@ -59,6 +59,10 @@ class Settings:
     """``text`` or ``json`` (one object per line, with alert_id and version on lines
     about an alert)."""
 
+    public_states: str = ""
+    """Pilot gating: state FIPS codes (``48,40``) whose alerts reach the public; an
+    alert touching none of them is stored and reported as not public. Empty = all."""
+
     # Agency hook limits
     max_body_bytes: int = 4 * 1024 * 1024
     max_vertices: int = 20_000

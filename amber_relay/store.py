@@ -49,6 +49,9 @@ class Submission(msgspec.Struct, frozen=True, kw_only=True):
     record: AlertRecord | None = None
     note: str | None = None
     warnings: list[str] = []
+    public: bool = True
+    """False: the area is outside the pilot states (``AMBER_PUBLIC_STATES``), so the
+    version is stored but not delivered to the public."""
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True):

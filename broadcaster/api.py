@@ -30,7 +30,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from amber_relay import metrics
+from amber_relay import metrics, pilot
 from amber_relay.model import AlertIn
 
 from ._context import ApiContext, json_response, unavailable
@@ -147,7 +147,14 @@ class _Public:
                 reason = "redis unreachable"
         if reason is not None:
             return problem(503, "Not Ready", reason, code="not_ready")
-        return json_response({"ok": True, "active": len(self.ctx.hub.alerts)})
+        states = sorted(pilot.parse_states(self.s.public_states))
+        return json_response(
+            {
+                "ok": True,
+                "active": len(self.ctx.hub.alerts),
+                "public_states": states or "all",
+            }
+        )
 
 
 def _parse_seen(raw: str) -> list[tuple[str, int]] | None:

@@ -18,10 +18,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from amber_relay import cap, ingest, resubmit, signing
+from amber_relay import cap, ingest, pilot, resubmit, signing
 from amber_relay.agencies import Agency
 from amber_relay.errors import Invalid, Rejected, TooLarge, Unauthorized, UnsupportedType
-from amber_relay.model import AlertIn
+from amber_relay.model import AlertIn, AlertRecord
 from amber_relay.store import Submission
 
 from ._context import ApiContext, json_response, unavailable
@@ -42,6 +42,8 @@ class AgencyHook:
     def __init__(self, ctx: ApiContext) -> None:
         self.ctx = ctx
         self.s = ctx.settings
+        codes = pilot.parse_states(ctx.settings.public_states, ctx.geodata.states)
+        self._pilot = {c: ctx.geodata.states[c] for c in sorted(codes)}
 
     async def _body(self, request: Request) -> bytes:
         declared = request.headers.get("content-length")
@@ -127,12 +129,14 @@ class AgencyHook:
         alert = ingest.parse_json(body)
         validated = await self._validate(alert, agency)
         idem = f"json:{agency.id}:{alert.identifier}:{hashlib.sha256(body).hexdigest()}"
+        public, notes = await self._in_pilot(validated.record)
         sub = Submission(
             kind="alert",
             agency=agency.id,
             received_ts=self.ctx.clock(),
             record=validated.record,
-            warnings=validated.warnings,
+            warnings=validated.warnings + notes,
+            public=public,
         )
         return await self._submit(idem, alert.identifier, sub)
 
@@ -162,18 +166,32 @@ class AgencyHook:
             if msg.alert is None:
                 raise Invalid("CAP Alert/Update needs an <info> block", code="cap_missing_info")
             validated = await self._validate(msg.alert, agency, alert_id)
+            public, notes = await self._in_pilot(validated.record)
             sub = Submission(
                 kind="alert",
                 agency=agency.id,
                 received_ts=self.ctx.clock(),
                 record=validated.record,
-                warnings=warnings + validated.warnings,
+                warnings=warnings + validated.warnings + notes,
                 note=msg.note,
+                public=public,
             )
         response = await self._submit(msg.idempotency_key, alert_id, sub, reuse_check=True)
         if response.status_code == 202:
             await self.ctx.store.remember_cap(msg.sender, msg.identifier, alert_id)
         return response
+
+    async def _in_pilot(self, record: AlertRecord) -> tuple[bool, list[str]]:
+        """Whether the area touches a pilot state (always, with no pilot), and a warning."""
+        if not self._pilot:
+            return True, []
+        if await run_in_threadpool(pilot.touches, record, self._pilot):
+            return True, []
+        states = ",".join(self._pilot)
+        return False, [
+            f"the area is outside the pilot states ({states}, AMBER_PUBLIC_STATES):"
+            " stored, not delivered to the public"
+        ]
 
     async def _cap_alert_id(self, msg: cap.CapMessage) -> str:
         if msg.incidents:

@@ -23,8 +23,9 @@ from typing import Any
 import uvicorn
 from starlette.routing import Route
 
-from amber_relay import geodata
+from amber_relay import geodata, pilot
 from amber_relay.agencies import load_agencies
+from amber_relay.errors import AmberError
 from amber_relay.redis_clients import follower, primary
 from amber_relay.settings import Settings
 from amber_relay.store import Store, Submission
@@ -130,6 +131,10 @@ async def serve(
     # not on the loop at the first alert's publish.
     await asyncio.to_thread(geo.counties_intersecting, (0.0, 0.0, 0.0, 0.0))
     agencies = load_agencies(settings.agencies_file)
+    try:
+        public_states = pilot.parse_states(settings.public_states, geo.states)
+    except ValueError as exc:
+        raise AmberError(str(exc), code="bad_public_states") from None
     redis = primary(settings, redis_url)
     arq = await connect(settings, redis_url)
     store = Store(
@@ -178,7 +183,7 @@ async def serve(
     def not_ready() -> str | None:
         return None if synced.is_set() else "alerts not loaded yet"
 
-    sampler = Sampler(hub, stream, "")
+    sampler = Sampler(hub, stream, ",".join(sorted(public_states)))
     app = create_app(
         ApiContext(bound, store, agencies, geo, hub, enqueue, time.time, not_ready=not_ready),
         [Route("/metrics", metrics_endpoint(sampler), methods=["GET"])],

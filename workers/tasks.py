@@ -69,14 +69,15 @@ async def _apply(ctx: dict[str, Any], alert_id: str, version: int) -> str:
         record = msgspec.structs.replace(
             record, version=version, content=content, pending_photos=[]
         )
-        public = record.status == "actual"
+        public = record.status == "actual" and sub.public
+        if record.status != "actual":
+            state = f"stored ({record.status}, not public)"
+        elif not sub.public:
+            state = "stored (outside the pilot states, not public)"
+        else:
+            state = "active"
         done = await store.apply(
-            alert_id,
-            version,
-            record=record,
-            reason=None,
-            public=public,
-            state="active" if public else f"stored ({record.status}, not public)",
+            alert_id, version, record=record, reason=None, public=public, state=state
         )
         if done:
             _observe(ctx, sub.received_ts)
