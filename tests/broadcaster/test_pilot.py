@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import shapely
+from shapely.geometry.base import BaseGeometry
 
 from amber_relay.pilot import parse_states
 from amber_relay.settings import Settings
@@ -12,6 +14,10 @@ from tests.conftest import running_system
 from tests.support import Agency, Client, alert_doc, seconds, square
 
 SA = (29.42, -98.49)
+
+
+def square_geom() -> BaseGeometry:
+    return shapely.box(0, 0, 1, 1)
 
 
 def test_parse_states_refuses_what_is_not_a_state() -> None:
@@ -22,7 +28,7 @@ def test_parse_states_refuses_what_is_not_a_state() -> None:
         with pytest.raises(ValueError, match="2-digit"):
             parse_states(bad)
     with pytest.raises(ValueError, match="no state"):
-        parse_states("99", {"48": None})  # type: ignore[dict-item]
+        parse_states("99", {"48": square_geom()})
 
 
 @pytest.mark.asyncio
