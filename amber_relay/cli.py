@@ -158,6 +158,9 @@ def _supervise(args: argparse.Namespace, settings: Settings) -> int:
     # Prometheus multiprocess mode: each child writes its metrics to files in a
     # directory of this run only (a previous run's files would add stale counts), and
     # /metrics on any child sums those of every live child.
+    # SIGTERM must run the cleanup below (stop the children), not end this process
+    # with them orphaned: make it an exit like Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     metrics_dir = tempfile.mkdtemp(prefix="amber-relay-metrics-")
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
     children = [subprocess.Popen(cmd, env=env) for _ in range(settings.processes)]
