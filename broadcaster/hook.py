@@ -21,6 +21,7 @@ from starlette.responses import Response
 from amber_relay import cap, ingest, pilot, resubmit, signing
 from amber_relay.agencies import Agency
 from amber_relay.errors import Invalid, Rejected, TooLarge, Unauthorized, UnsupportedType
+from amber_relay.logs import alert_context
 from amber_relay.model import AlertIn, AlertRecord
 from amber_relay.store import Submission
 
@@ -223,7 +224,12 @@ class AgencyHook:
             return problem(
                 status, "Conflict" if status == 409 else "Not Found", detail, code=f"alert_{state}"
             )
-        await self.ctx.enqueue(alert_id, version, sub, not existing)
+        try:
+            await self.ctx.enqueue(alert_id, version, sub, not existing)
+        except (RedisError, OSError) as exc:
+            # Answered here so the log line names the alert version it is about.
+            with alert_context(alert_id, version):
+                return unavailable(exc)
         body: dict[str, Any] = {"id": alert_id, "version": version, "status": "accepted"}
         if sub.warnings:
             body["warnings"] = sub.warnings
