@@ -205,6 +205,8 @@ class LocalCompose:
         }
         # This machine caps open files at 20,000: a production maxconn cannot be raised to.
         env["LB_MAXCONN"] = "4000"
+        # Short enough for a test to see a slow request cut off.
+        env["LB_HTTP_REQUEST_TIMEOUT"] = "1s"
         return Proc(service, cmd, {"PATH": os.environ["PATH"], **env})
 
 

@@ -129,6 +129,27 @@ async def test_client_through_haproxy_gets_an_alert(stack: Stack) -> None:
     await c.close()
 
 
+@pytest.mark.parametrize(
+    "partial",
+    [
+        b"POST /v1/alerts HTTP/1.1\r\nHost: lb\r\n",  # headers never finished
+        b"POST /v1/alerts HTTP/1.1\r\nHost: lb\r\nContent-Length: 100\r\n\r\n{",  # body
+    ],
+)
+async def test_haproxy_cuts_off_a_slow_request(stack: Stack, partial: bytes) -> None:
+    """A request whose headers or body do not arrive within the http-request timeout is
+    answered 408 by HAProxy and closed, without tying up a broadcaster."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", stack.compose.port("lb", 8000))
+    try:
+        writer.write(partial)
+        await writer.drain()
+        async with asyncio.timeout(seconds(10)):
+            answer = await reader.read()  # until HAProxy closes
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:100]
+    finally:
+        writer.close()
+
+
 async def test_killed_broadcaster_clients_reconnect_through_haproxy(stack: Stack) -> None:
     """Kill -9 one broadcaster: its clients reconnect through HAProxy to the other and get
     what they missed once, and not what they had."""
