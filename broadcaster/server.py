@@ -201,6 +201,9 @@ async def serve(
         app,
         lifespan="off",
         log_level="warning",
+        # uvicorn's own logging config would give its loggers handlers of their own
+        # (plain text); without it they go through the process's (AMBER_LOG_FORMAT).
+        log_config=None,
         access_log=False,
         ws="none",
         timeout_graceful_shutdown=2,

@@ -61,6 +61,9 @@ async def test_json_logs_of_a_full_run_name_alerts_and_leak_nothing(
     finally:
         proc.stop()
     lines = proc.lines
+    # Besides JSON, only the banner `run` prints for a human (not log lines).
+    plain = [line for line in lines if not line.startswith("{")]
+    assert all(line.startswith(("amber-relay is up", "  ")) for line in plain), plain
     logged = [json.loads(line) for line in lines if line.startswith("{")]
     about = [e for e in logged if "TX-LOG1" in e.get("msg", "")]
     assert len(about) >= 3, lines  # published v1, v2, cleared
