@@ -144,6 +144,7 @@ class _Public:
             try:
                 await self.ctx.store.redis.ping()
             except (RedisError, OSError):
+                metrics.REDIS_ERRORS.labels("readyz").inc()
                 reason = "redis unreachable"
         if reason is not None:
             return problem(503, "Not Ready", reason, code="not_ready")
