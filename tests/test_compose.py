@@ -59,6 +59,7 @@ def test_haproxy_config_is_valid_and_checks_readiness() -> None:
     text = cfg.read_text(encoding="utf-8")
     assert "option httpchk GET /readyz" in text
     assert "timeout tunnel" in text and "timeout http-request" in text
+    assert '"code":"no_ready_replica"' in text
     env = {k: str(v) for k, v in load()["services"]["lb"]["environment"].items()}
     env = {
         k: v.replace("broadcaster-1", "127.0.0.1").replace("broadcaster-2", "127.0.0.1")
