@@ -75,7 +75,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     )
     compose = LocalCompose(tmp, agencies)
     started: list[Proc | ServerProcess] = []
-    extra_env = {"AMBER_REDIS_WAIT_TIMEOUT_S": "0.5"}
+    extra_env = {"AMBER_REDIS_WAIT_TIMEOUT_S": str(seconds(1))}
     try:
         primary = compose.redis("redis-primary")
         started.append(primary)

@@ -31,7 +31,7 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 async def wait_replica_online(primary_url: str) -> None:
-    """Until the primary lists one replica in state online (bounded)."""
+    """Until the primary lists one replica online that acknowledges writes (bounded)."""
     client = Redis.from_url(primary_url)
     try:
         async with asyncio.timeout(seconds(20)):
@@ -39,8 +39,14 @@ async def wait_replica_online(primary_url: str) -> None:
                 info = await client.info("replication")
                 slave = info.get("slave0")
                 if isinstance(slave, dict) and slave.get("state") == "online":
-                    return
+                    break
                 await asyncio.sleep(0.05)
+            # Online, and acknowledging: a write of ours reaches it (bounded by the timeout).
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.incr("test:replica-probe")
+                pipe.wait(1, int(seconds(10) * 1000))
+                _, acked = await pipe.execute()
+            assert int(acked) == 1
     finally:
         await client.aclose()
 
@@ -51,7 +57,7 @@ async def test_unreplicated_write_is_503_and_the_idempotent_retry_is_202(
 ) -> None:
     """No replica: 503 store_not_replicated with Retry-After; with one: the retry gets 202."""
     local = settings.replace(
-        redis_url=own_redis.url, redis_min_replicas=1, redis_wait_timeout_s=0.2
+        redis_url=own_redis.url, redis_min_replicas=1, redis_wait_timeout_s=seconds(1)
     )
     doc = alert_doc("TX-W1", polygon=square(*SA, 0.1))
     async with running_system(local) as system:
