@@ -48,7 +48,8 @@ async def test_alert_outside_the_pilot_is_stored_not_public(
         assert any("outside the pilot states" in w for w in body["warnings"])
         # Reaches from San Antonio into Oklahoma: public. The client's next frame.
         national = Agency("ncmec", agency.secret)
-        await system.post(national, alert_doc("US-PILOT", polygon=square(32.0, -98.49, 4.0)))
+        strip = [[[-98.6, 29.3], [-98.4, 29.3], [-98.4, 35.0], [-98.6, 35.0], [-98.6, 29.3]]]
+        await system.post(national, alert_doc("US-PILOT", polygon=strip))
         assert (await c.next_of("interrupt"))["alert"]["id"] == "US-PILOT"
         for _ in range(250):  # bounded: until the version is applied (milliseconds)
             status = await system.status(agency, "TX-PILOT")
