@@ -15,10 +15,8 @@ import os
 import secrets
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -158,30 +156,15 @@ def _supervise(args: argparse.Namespace, settings: Settings) -> int:
     # Prometheus multiprocess mode: each child writes its metrics to files in a
     # directory of this run only (a previous run's files would add stale counts), and
     # /metrics on any child sums those of every live child.
-    # SIGTERM must run the cleanup below (stop the children), not end this process
-    # with them orphaned: make it an exit like Ctrl-C.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     metrics_dir = tempfile.mkdtemp(prefix="amber-relay-metrics-")
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
-    children = [subprocess.Popen(cmd, env=env) for _ in range(settings.processes)]
+    from ._children import run_children
+
     try:
-        while True:
-            for i, child in enumerate(children):
-                code = child.poll()
-                if code is not None:
-                    # A crashed broadcaster is replaced; its clients reconnect and resync.
-                    log.warning("serve process %d exited with %s; restarting", child.pid, code)
-                    _forget_metrics(metrics_dir, child.pid)
-                    time.sleep(0.5)
-                    children[i] = subprocess.Popen(cmd, env=env)
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        return 0
+        return run_children(
+            cmd, settings, env=env, on_exit=lambda pid: _forget_metrics(metrics_dir, pid)
+        )
     finally:
-        for child in children:
-            child.terminate()
-        for child in children:
-            child.wait(10)
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
@@ -209,8 +192,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
         start_http_server(settings.worker_metrics_port, addr=settings.host)
 
+    from broadcaster._tasks import supervise
+
     async def main() -> None:
-        task = asyncio.create_task(run_worker(settings, redis_url))
+        # A bug that ends the worker's loop must not leave a live but idle process.
+        task = asyncio.create_task(supervise("worker", lambda: run_worker(settings, redis_url)))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)

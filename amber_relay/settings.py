@@ -62,6 +62,25 @@ class Settings:
     public_states: str = ""
     """Pilot gating: state FIPS codes (``48,40``) whose alerts reach the public; an
     alert touching none of them is stored and reported as not public. Empty = all."""
+    restart_backoff_max_s: float = 30.0
+    """``serve --processes``: longest wait before restarting a crashed child (the wait
+    doubles from 0.5 s at each crash in a row)."""
+    restart_give_up: int = 5
+    """``serve --processes`` exits non-zero after this many children in a row crash
+    within ``restart_fast_s`` of starting (a broken deploy, not a transient fault)."""
+    restart_fast_s: float = 30.0
+    """A child that exits sooner than this after starting counts as a fast failure."""
+
+    # Health and shutdown
+    drain_s: float = 10.0
+    """On SIGTERM, close the stream's sockets (1012) in batches spread over this many
+    seconds, so a replica's clients do not all reconnect elsewhere in the same second."""
+    feed_resync_s: float = 600.0
+    """The feed re-reads the whole active set this often even when nothing failed
+    (heals any unnoticed divergence; forgets end markers past retention)."""
+    feed_max_lag_s: float = 5.0
+    """``/readyz`` fails when the feed last reached the events stream's head longer
+    ago than this (the feed blocks 2 s per read when idle)."""
 
     # Agency hook limits
     max_body_bytes: int = 4 * 1024 * 1024
@@ -100,7 +119,10 @@ class Settings:
     it applied); the worker's poll matters for alerts with photo URLs, for versions
     a crashed server did not apply, and for the idle CPU (5 ms polls cost ~13 % of a
     core here)."""
-    worker_job_timeout_s: float = 60.0
+    worker_job_timeout_s: float = 15.0
+    """Longest run of a job (photo fetches included, each bounded by
+    ``photo_fetch_timeout_s``). A job cut short by a killed worker runs again this
+    + 10 s after it started (arq's in-progress lock)."""
     worker_metrics_port: int = 0
     """``amber-relay worker`` serves Prometheus ``/metrics`` on this port (0 = off);
     serving processes answer ``/metrics`` on their API port."""

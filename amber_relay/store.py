@@ -1,18 +1,22 @@
 """Redis layout and the atomic operations on it (the only module that knows key names).
 
-Keys (``P`` = ``settings.redis_prefix``)::
+Keys (``P`` = ``settings.redis_prefix``; lifetimes in docs/operations.md)::
 
     P sub:<idempotency key>      hash: the answer given to a submission (id, version, status)
     P alert:<id>                 hash: latest (assigned version), applied, state, agency, cancelled
     P alert:<id>:v<n>            bytes: Submission n (msgpack), every version kept
+    P keys:<id>                  set: the alert's other keys (idempotency answers, CAP links)
+    P uses:<id>                  set: sha256 of the photos the alert's published versions show
     P active                     hash: id -> AlertRecord (msgpack) of each public active alert
     P ended                      hash: id -> "cancelled" | "expired"
+    P ended_at                   zset: id scored by when it ended (sweeps ``ended``)
     P expiries                   zset: id scored by expiry (unix seconds)
     P events                     stream: {"e": Event (msgpack)} for broadcasters
     P stats:<id>                 hash: "<version>:<figure>" -> count
     P nonce:<digest>             string: a used signature (replay cache)
     P cap:<sender>,<identifier>  string: the alert id a CAP message belongs to
     P media:<sha256>             bytes: a stored photo; P media:<sha256>:type its MIME type
+    P media:<sha256>:users       set: ids of the active alerts showing it
 
 Writes that must agree (assigning a version, applying one, expiring) are Lua scripts,
 so a crash between two commands cannot leave half an alert. Everything is in one Redis
@@ -27,9 +31,18 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from ._lua import APPLY, CAP, EXPIRE, SUBMIT, SWEEP
 from .model import AlertRecord
 
-__all__ = ["Event", "Keys", "NotReplicated", "Store", "Submission"]
+__all__ = [
+    "BadEntry",
+    "Event",
+    "Keys",
+    "NotReplicated",
+    "Store",
+    "Submission",
+    "decode_event",
+]
 
 
 class NotReplicated(RedisError):
@@ -62,6 +75,28 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     version: int
     reason: Literal["cancelled", "expired"] | None = None
     record: AlertRecord | None = None
+
+
+class BadEntry(msgspec.Struct, frozen=True):
+    """A stream entry that is not a valid :class:`Event`; ``reason`` says why."""
+
+    reason: str
+
+
+def decode_event(fields: dict[bytes, bytes]) -> Event | BadEntry:
+    """The event of one stream entry's fields, or why it is not one (never raises)."""
+    raw = fields.get(b"e")
+    if raw is None:
+        return BadEntry("no 'e' field")
+    try:
+        event = _event_dec.decode(raw)
+    except msgspec.DecodeError as exc:  # ValidationError included: unknown kind, types
+        return BadEntry(f"undecodable: {exc}")
+    if event.kind == "publish" and event.record is None:
+        return BadEntry("publish without a record")
+    if event.kind == "clear" and event.reason is None:
+        return BadEntry("clear without a reason")
+    return event
 
 
 _enc = msgspec.msgpack.Encoder()
@@ -104,67 +139,6 @@ class Keys:
         return f"{self.prefix}media:{sha256}"
 
 
-# Assign the next version to a submission, unless this exact submission was seen.
-# Returns {version, existing(0/1), state}; version -1 = refused (see state).
-_SUBMIT = """
-local sub, meta = KEYS[1], KEYS[2]
-local agency, kind, payload, vprefix, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
-local seen = redis.call('HGET', sub, 'version')
-if seen then
-  return {tonumber(seen), 1, redis.call('HGET', sub, 'status') or 'queued'}
-end
-local owner = redis.call('HGET', meta, 'agency')
-if owner and owner ~= agency then return {-1, 0, 'owned'} end
-if redis.call('HGET', meta, 'cancelled') == '1' then return {-1, 0, 'cancelled'} end
-if kind == 'cancel' and not owner then return {-1, 0, 'unknown'} end
-local v = redis.call('HINCRBY', meta, 'latest', 1)
-redis.call('HSET', meta, 'agency', agency)
-if kind == 'cancel' then redis.call('HSET', meta, 'cancelled', '1') end
-redis.call('SET', vprefix .. v, payload)
-redis.call('HSET', sub, 'version', v, 'status', 'queued')
-redis.call('EXPIRE', sub, ttl)
-return {v, 0, 'queued'}
-"""
-
-# Apply a version: publish (record given) or clear (reason given). Versions at or
-# below the applied one are ignored, so a replayed or reordered job changes nothing.
-_APPLY = """
-local meta, active, expiries, ended, stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local id, v, record, expires, reason, event, maxlen, state =
-  ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-local applied = tonumber(redis.call('HGET', meta, 'applied') or '0')
-if applied >= v then return 0 end
-redis.call('HSET', meta, 'applied', v, 'state', state)
-if record ~= '' then
-  redis.call('HSET', active, id, record)
-  redis.call('ZADD', expiries, expires, id)
-  redis.call('HDEL', ended, id)
-elseif reason ~= '' then
-  redis.call('HDEL', active, id)
-  redis.call('ZREM', expiries, id)
-  redis.call('HSET', ended, id, reason)
-end
-if event ~= '' then
-  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', event)
-end
-return 1
-"""
-
-# Expire one alert if it is still due (an update may have moved its expiry).
-_EXPIRE = """
-local meta, active, expiries, ended, stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local id, now, event, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
-local score = redis.call('ZSCORE', expiries, id)
-if not score or tonumber(score) > now then return 0 end
-redis.call('ZREM', expiries, id)
-redis.call('HDEL', active, id)
-redis.call('HSET', ended, id, 'expired')
-redis.call('HSET', meta, 'state', 'expired')
-redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', event)
-return 1
-"""
-
-
 class Store:
     """The alert store on one Redis connection pool.
 
@@ -177,9 +151,11 @@ class Store:
         self.keys = Keys(prefix)
         self.retention_s = retention_s
         self.stream_maxlen = stream_maxlen
-        self._submit = redis.register_script(_SUBMIT)
-        self._apply = redis.register_script(_APPLY)
-        self._expire = redis.register_script(_EXPIRE)
+        self._submit = redis.register_script(SUBMIT)
+        self._apply = redis.register_script(APPLY)
+        self._expire = redis.register_script(EXPIRE)
+        self._cap = redis.register_script(CAP)
+        self._sweep = redis.register_script(SWEEP)
 
     async def _hgetall(self, key: str) -> dict[bytes, bytes]:
         result = self.redis.hgetall(key)
@@ -205,6 +181,9 @@ class Store:
                 _enc.encode(submission),
                 k.version(alert_id, 0)[:-1],
                 self.retention_s,
+                k.prefix,
+                alert_id,
+                "" if submission.record is None else submission.record.expires_ts,
             ],
         )
         version, existing, state = int(res[0]), bool(int(res[1])), _text(res[2])
@@ -275,6 +254,13 @@ class Store:
                 event,
                 self.stream_maxlen,
                 state,
+                k.prefix,
+                self.retention_s,
+                *(
+                    [p.sha256 for p in record.content.photos]
+                    if record is not None and public
+                    else []
+                ),
             ],
         )
         return bool(res)
@@ -292,9 +278,17 @@ class Store:
         event = _enc.encode(Event(kind="clear", id=alert_id, version=version, reason="expired"))
         res = await self._expire(
             keys=[k.alert(alert_id), k.active, k.expiries, k.ended, k.events],
-            args=[alert_id, now, event, self.stream_maxlen],
+            args=[alert_id, now, event, self.stream_maxlen, k.prefix, self.retention_s],
         )
         return bool(res)
+
+    async def sweep_ended(self, now: float, limit: int = 1000) -> int:
+        """Forget end markers older than ``retention_s`` (at most ``limit``); how many."""
+        k = self.keys
+        res = await self._sweep(
+            keys=[k.ended, k.prefix + "ended_at"], args=[now - self.retention_s, limit]
+        )
+        return int(res)
 
     async def active(self) -> dict[str, AlertRecord]:
         """Every public active alert, by id."""
@@ -312,13 +306,18 @@ class Store:
 
     async def read_events(
         self, after: str, *, block_ms: int, count: int = 100
-    ) -> list[tuple[str, Event]]:
-        """Stream entries after ``after``, waiting up to ``block_ms`` for the first."""
+    ) -> list[tuple[str, Event | BadEntry]]:
+        """Stream entries after ``after``, waiting up to ``block_ms`` for the first.
+
+        An entry that is not a valid :class:`Event` (undecodable, an unknown kind,
+        missing fields) comes back as a :class:`BadEntry` in its place, so one bad
+        entry never hides the good ones after it.
+        """
         res = await self.redis.xread({self.keys.events: after}, count=count, block=block_ms)
-        out: list[tuple[str, Event]] = []
+        out: list[tuple[str, Event | BadEntry]] = []
         for _stream, entries in res or []:
             for entry_id, fields in entries:
-                out.append((_text(entry_id), _event_dec.decode(fields[b"e"])))
+                out.append((_text(entry_id), decode_event(fields)))
         return out
 
     async def add_stats(self, counts: dict[tuple[str, int, str], int]) -> None:
@@ -327,7 +326,11 @@ class Store:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
             for (alert_id, version, figure), n in counts.items():
-                pipe.hincrby(self.keys.stats(alert_id), f"{version}:{figure}", n)
+                key = self.keys.stats(alert_id)
+                pipe.hincrby(key, f"{version}:{figure}", n)
+                # Figures written after the alert's keys got their TTL (acks come late):
+                # never keep them past retention (NX: a TTL already set is the right one).
+                pipe.expire(key, self.retention_s, nx=True)
             await pipe.execute()
 
     async def stats(self, alert_id: str) -> dict[int, dict[str, int]]:
@@ -347,7 +350,11 @@ class Store:
 
     async def remember_cap(self, sender: str, identifier: str, alert_id: str) -> None:
         """Remember which alert a CAP message belongs to, for later ``references``."""
-        await self.redis.set(self.keys.cap(sender, identifier), alert_id, ex=self.retention_s)
+        k = self.keys
+        await self._cap(
+            keys=[k.cap(sender, identifier), k.prefix + f"keys:{alert_id}", k.alert(alert_id)],
+            args=[alert_id, self.retention_s],
+        )
 
     async def cap_alert_id(self, sender: str, identifier: str) -> str | None:
         raw = await self.redis.get(self.keys.cap(sender, identifier))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import msgspec
 from starlette.responses import Response
@@ -15,6 +15,7 @@ from amber_relay.geodata import GeoData
 from amber_relay.settings import Settings
 from amber_relay.store import NotReplicated, Store, Submission
 
+from ._health import Health
 from ._problem import problem
 from .hub import Hub
 
@@ -41,6 +42,8 @@ class ApiContext:
     clock: Callable[[], float]
     not_ready: Callable[[], str | None] = lambda: None
     """A short reason this process should get no traffic now (``/readyz``), or None."""
+    health: Health = field(default_factory=Health)
+    """The process's health (feed state, draining), read by ``/readyz``."""
 
 
 def json_response(

@@ -8,13 +8,14 @@ Routes:
 - ``GET /v1/alerts/active?lat=&lon=`` or ``?region=`` (public): the hello answer
 - ``GET /media/{sha256}``: photos, immutable
 - ``GET /`` the demo interrupt page (``/web/...`` its files), ``GET /v1/config``,
-  ``GET /v1/schema/alert.json``, ``GET /healthz``, ``GET /readyz``
+  ``GET /v1/schema/alert.json``, ``GET /healthz`` (alive), ``GET /readyz`` (ready)
 
 The agency-facing handlers are in :mod:`broadcaster.hook`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -128,33 +129,46 @@ class _Public:
         return json_response(msgspec.json.schema(AlertIn))
 
     async def health(self, request: Request) -> Response:
-        try:
-            await self.ctx.store.redis.ping()
-        except (RedisError, OSError) as exc:
-            return problem(503, "Unhealthy", f"redis: {exc}", code="redis_down")
+        """Liveness: the process and its event loop answer (no dependency checked)."""
         return json_response({"ok": True, "active": len(self.ctx.hub.alerts)})
 
     async def ready(self, request: Request) -> Response:
-        """Ready for traffic: Redis answers and the process's own checks pass.
+        """Readiness: 200 while this process should get traffic, else 503 and a reason.
 
-        The body names no internal address: it is what a load balancer logs.
+        Not ready while draining, while the feed has not synced or has not reached the
+        events stream's head within ``feed_max_lag_s``, while a check of the process
+        (``ctx.not_ready``) fails, or while Redis does not answer a ping within a
+        second. The reason is short and names no internal address or error text: it is
+        what a load balancer logs.
         """
-        reason = self.ctx.not_ready()
+        health = self.ctx.health
+        reason = health.not_ready(self.s.feed_max_lag_s) or self.ctx.not_ready()
         if reason is None:
             try:
-                await self.ctx.store.redis.ping()
-            except (RedisError, OSError):
+                async with asyncio.timeout(1.0):
+                    await self.ctx.store.redis.ping()
+            except (RedisError, OSError, TimeoutError):
                 metrics.REDIS_ERRORS.labels("readyz").inc()
                 reason = "redis unreachable"
         if reason is not None:
-            return problem(503, "Not Ready", reason, code="not_ready")
+            return problem(
+                503,
+                "Not Ready",
+                reason,
+                code="not_ready",
+                headers={"Retry-After": "1", "Cache-Control": "no-store"},
+            )
         states = sorted(pilot.parse_states(self.s.public_states))
+        lag = health.feed.lag_s()
         return json_response(
             {
                 "ok": True,
+                "ready": True,
                 "active": len(self.ctx.hub.alerts),
                 "public_states": states or "all",
-            }
+                "feed_lag_s": round(lag or 0.0, 3),
+            },
+            headers={"Cache-Control": "no-store"},
         )
 
 

@@ -2,7 +2,10 @@
 
 On start and after any Redis failure the hub is re-synced from the active set (so a
 trimmed or lost stream loses nothing); meanwhile sockets stay open and served from
-the hub's last state.
+the hub's last state. An entry this process cannot use (undecodable, an unknown kind
+from a newer writer, missing fields) is logged once with its id and skipped, and the
+hub is re-synced from the active set, which holds whatever that entry meant to say.
+Where the feed stands is kept in a :class:`FeedState` (``/readyz``, metrics).
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from redis.exceptions import RedisError
 
 from amber_relay import metrics
 from amber_relay.logs import alert_context
-from amber_relay.store import Event, Store
+from amber_relay.store import BadEntry, Event, Store
 
+from ._health import FeedState
 from .hub import Hub
 
 __all__ = ["follow", "flush_stats"]
@@ -25,36 +29,80 @@ __all__ = ["follow", "flush_stats"]
 log = logging.getLogger("amber_relay.feed")
 
 _BLOCK_MS = 2000
+_COUNT = 100
 _BACKOFF_MAX_S = 5.0
 
 
-async def follow(store: Store, hub: Hub, synced: asyncio.Event) -> None:
-    """Run until cancelled; sets ``synced`` after the first snapshot is applied."""
+class _Resync(Exception):
+    """The stream said something this process did not understand: snapshot again."""
+
+
+async def follow(
+    store: Store,
+    hub: Hub,
+    synced: asyncio.Event,
+    state: FeedState | None = None,
+    *,
+    resync_s: float = 600.0,
+) -> None:
+    """Run until cancelled; sets ``synced`` after the first snapshot is applied.
+
+    Redis failures are retried with backoff forever; other errors propagate (the
+    caller supervises this task and restarts it). ``state`` is updated as it goes.
+    Every ``resync_s`` the hub is re-synced from the active set anyway, which heals
+    any divergence nothing detected and drops end markers the store has swept.
+    """
+    state = FeedState() if state is None else state
     failures = 0
     while True:
+        state.synced = False
         try:
             last = await store.last_event_id()
             hub.sync(await store.active(), await store.ended())
+            if synced.is_set():
+                state.resyncs += 1
+            state.synced = True
+            state.caught_up()
             synced.set()
             if failures:
                 log.info("events stream: resynced after %d failure(s)", failures)
             failures = 0
+            resync_at = time.monotonic() + resync_s
             while True:
-                entries = await store.read_events(last, block_ms=_BLOCK_MS)
+                if time.monotonic() >= resync_at:
+                    log.info("events stream: periodic resync from the active set")
+                    break
+                batch = await store.read_events(last, block_ms=_BLOCK_MS, count=_COUNT)
                 # Lag per batch: the age of the newest entry read (0 when caught up).
-                metrics.EVENT_LAG.set(_age_s(entries[-1][0]) if entries else 0.0)
-                for entry_id, event in entries:
-                    last = entry_id
-                    _apply(hub, event)
+                metrics.EVENT_LAG.set(_age_s(batch[-1][0]) if batch else 0.0)
+                bad = False
+                for entry_id, event in batch:
+                    last = state.last_entry_id = entry_id
+                    if isinstance(event, BadEntry):
+                        state.bad_entries += 1
+                        bad = True
+                        log.error("events stream: skipping entry %s: %s", entry_id, event.reason)
+                        continue
+                    _apply(hub, event, entry_id)
+                if len(batch) < _COUNT:
+                    state.caught_up()
+                if bad:
+                    raise _Resync
+        except _Resync:
+            log.warning("events stream: resyncing from the active set after a bad entry")
         except (RedisError, OSError) as exc:
             metrics.REDIS_ERRORS.labels("feed").inc()
+            state.synced = False
             failures += 1
             delay = random.uniform(0, min(_BACKOFF_MAX_S, 0.1 * 2**failures))
             log.warning("events stream: %r; retrying in %.2f s", exc, delay)
             await asyncio.sleep(delay)
+        except BaseException:
+            state.synced = False
+            raise
 
 
-def _apply(hub: Hub, event: Event) -> None:
+def _apply(hub: Hub, event: Event, entry_id: str) -> None:
     with alert_context(event.id, event.version):
         try:
             if event.kind == "publish":
@@ -69,7 +117,12 @@ def _apply(hub: Hub, event: Event) -> None:
         except Exception:
             # A bug on one event must not stop this process from following the stream
             # (and everyone else's alerts).
-            log.exception("events stream: failed to apply %s v%d", event.id, event.version)
+            log.exception(
+                "events stream: failed to apply %s v%d (entry %s)",
+                event.id,
+                event.version,
+                entry_id,
+            )
 
 
 def _age_s(entry_id: str) -> float:

@@ -110,6 +110,9 @@ class Hub:
             self.clear(alert_id, "cancelled" if reason == "cancelled" else "expired")
         for record in active.values():
             self.publish(record)
+        # End markers the store swept (retention passed) go here too: bounded memory.
+        for alert_id in [a for a in self.ended if a not in ended]:
+            del self.ended[alert_id]
 
     def publish(self, record: AlertRecord) -> int:
         """Make ``record`` the alert's current version and send it to every socket inside.

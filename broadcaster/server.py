@@ -3,7 +3,10 @@
 ``serve`` binds both ports (SO_REUSEPORT, so several processes can share them), syncs
 the hub from Redis, follows the events stream, and optionally runs an arq worker in
 the same loop (``amber-relay run``). When ready it calls ``on_ready`` with the URLs.
-On SIGTERM/SIGINT it closes every socket with 1001 so clients reconnect elsewhere.
+Background loops run supervised (a loop that dies is logged and restarted; /readyz
+fails meanwhile). On SIGTERM/SIGINT it drains: /readyz answers 503, the stream stops
+accepting and closes its sockets with 1012 in batches over ``drain_s``, then exits.
+A second signal closes the remaining sockets at once.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +36,9 @@ from workers.photos import PhotoFetcher
 from workers.queue import connect, enqueue_apply
 from workers.tasks import apply
 
+from ._drain import drain
+from ._health import Health
+from ._tasks import supervise
 from .api import ApiContext, create_app
 from .feed import flush_stats, follow
 from .hub import Hub
@@ -72,6 +78,18 @@ def _url_host(host: str) -> str:
     if host == "::":
         return "[::1]"
     return f"[{host}]" if ":" in host else host
+
+
+class _Http(uvicorn.Server):
+    """uvicorn without its own SIGTERM/SIGINT handlers: ``serve`` owns the signals.
+
+    uvicorn's handlers would stop the API first and pass the signal on only after,
+    so /readyz could not say "draining" while the stream drains.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def _needs_fetch(sub: Submission) -> bool:
@@ -121,16 +139,24 @@ async def serve(
     ``settings.redis_sentinels`` is set (then ``redis_url`` may be None).
     """
     loop = asyncio.get_running_loop()
+    hurry = asyncio.Event()
     if stop is None:
         stop = asyncio.Event()
+        signalled = stop
+
+        def on_signal() -> None:
+            # The first signal drains; a second one cuts the drain short.
+            (hurry if signalled.is_set() else signalled).set()
+
         with contextlib.suppress(NotImplementedError, RuntimeError):
             for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, stop.set)
+                loop.add_signal_handler(sig, on_signal)
+    # A broken agencies file is a deploy error: fail before the slow geodata load.
+    agencies = load_agencies(settings.agencies_file)
     geo = await asyncio.to_thread(geodata.load)
     # The county R-tree is built on first use (~90 ms here): do it now, off the loop,
     # not on the loop at the first alert's publish.
     await asyncio.to_thread(geo.counties_intersecting, (0.0, 0.0, 0.0, 0.0))
-    agencies = load_agencies(settings.agencies_file)
     try:
         public_states = pilot.parse_states(settings.public_states, geo.states)
     except ValueError as exc:
@@ -179,24 +205,29 @@ async def serve(
         port=api_sock.getsockname()[1], stream_port=stream_sock.getsockname()[1]
     )
     synced = asyncio.Event()
-
-    def not_ready() -> str | None:
-        return None if synced.is_set() else "alerts not loaded yet"
-
+    health = Health()
     sampler = Sampler(hub, stream, ",".join(sorted(public_states)))
     app = create_app(
-        ApiContext(bound, store, agencies, geo, hub, enqueue, time.time, not_ready=not_ready),
+        ApiContext(bound, store, agencies, geo, hub, enqueue, time.time, health=health),
         [Route("/metrics", metrics_endpoint(sampler), methods=["GET"])],
     )
+    restarts = health.task_restarts
+
+    def supervised(name: str, run: Callable[[], Any]) -> asyncio.Task[None]:
+        return asyncio.create_task(supervise(name, run, restarts=restarts), name=name)
+
     tasks = [
-        asyncio.create_task(follow(feed_store, hub, synced), name="feed"),
-        asyncio.create_task(flush_stats(store, hub, settings.stats_flush_s), name="stats"),
-        asyncio.create_task(sampler.run(), name="metrics"),
+        supervised(
+            "feed",
+            lambda: follow(feed_store, hub, synced, health.feed, resync_s=settings.feed_resync_s),
+        ),
+        supervised("stats", lambda: flush_stats(store, hub, settings.stats_flush_s)),
+        supervised("metrics", sampler.run),
     ]
     if with_worker:
         from workers.runner import run_worker
 
-        tasks.append(asyncio.create_task(run_worker(settings, redis_url), name="worker"))
+        tasks.append(supervised("worker", lambda: run_worker(settings, redis_url)))
     config = uvicorn.Config(
         app,
         lifespan="off",
@@ -208,7 +239,7 @@ async def serve(
         ws="none",
         timeout_graceful_shutdown=2,
     )
-    http = uvicorn.Server(config)
+    http = _Http(config)
     # Serve nothing before the hub holds the active alerts: a hello or poll answered
     # from an empty hub would miss the clears of alerts that ended meanwhile. The
     # sockets already listen, so early connections wait in the kernel's backlog.
@@ -218,8 +249,13 @@ async def serve(
     http_task: asyncio.Task[None] | None = None
     stream.start_sweeps()
     try:
-        async with asyncio.timeout(30):
-            await synced.wait()
+        try:
+            async with asyncio.timeout(30):
+                await synced.wait()
+        except TimeoutError:
+            raise RuntimeError(
+                "could not load the active alerts from Redis within 30 s (see the log)"
+            ) from None
         # Geodata, the app and the active alerts live as long as the process: move them
         # out of the cyclic GC's generations so a full collection (which stops the event
         # loop, fan-out included) does not walk them again and again.
@@ -236,10 +272,17 @@ async def serve(
         if on_ready is not None:
             on_ready(endpoints)
         await stop.wait()
+        # Drain: out of the load balancer's rotation (/readyz), no new sockets, the
+        # open ones closed in batches so they reconnect to the other replicas gradually.
+        health.draining = True
+        stream_server.close()
+        closed = await drain(stream, settings.drain_s, until=hurry)
+        log.info("drained %d socket(s) over up to %g s", closed, settings.drain_s)
     finally:
+        health.draining = True
         stream.stop_sweeps()
         stream_server.close()
-        stream.close_all()
+        stream.close_all(1012, "server restarting: reconnect")
         http.should_exit = True
         # Cancelling the worker's task stops it between jobs or abandons the running
         # one; arq re-runs an abandoned job once its in-progress key expires.

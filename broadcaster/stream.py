@@ -89,6 +89,16 @@ class StreamServer:
             self._sweep_handle = None
 
     def _sweep(self) -> None:
+        # A bug in one sweep must not end the chain of sweeps (no more keepalive nor
+        # hello timeouts for the life of the process): log it, schedule the next.
+        try:
+            self._sweep_once()
+        except Exception:
+            log.exception("stream sweep failed; the next one is scheduled")
+        loop = asyncio.get_running_loop()
+        self._sweep_handle = loop.call_later(self._sweep_interval, self._sweep)
+
+    def _sweep_once(self) -> None:
         # One timer for all sockets instead of one per socket: memory per connection
         # is the budget that decides how many clients a process holds.
         now = time.monotonic()
@@ -107,8 +117,6 @@ class StreamServer:
         if ping_due:
             self._last_ping = now
             self.hub.frames_sent["ping"] += pings
-        loop = asyncio.get_running_loop()
-        self._sweep_handle = loop.call_later(self._sweep_interval, self._sweep)
 
     def close_all(self, code: int = 1001, reason: str = "server shutting down") -> None:
         for conn in list(self.connections):

@@ -62,6 +62,7 @@ def settings(redis_server: RedisServer, agencies_file: Path) -> Settings:
         port=0,
         stream_port=0,
         stats_flush_s=0.05,
+        drain_s=0.5,  # teardown closes the sockets a test left open: quickly
     )
 
 

@@ -143,6 +143,10 @@ class PhotoFetcher:
                 self.settings.photo_fetch_timeout_s,
             )
             return None
+        except Exception:
+            # A bug on one photo must not hold the alert back (nor fail its job forever).
+            log.exception("photo %d left out: unexpected error", index)
+            return None
         sha = hashlib.sha256(data).hexdigest()
         await self.store.put_media(sha, data, mime)
         return Photo(

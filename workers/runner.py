@@ -46,6 +46,10 @@ def create_worker(
     step = max(1, settings.expire_interval_s)
     return Worker(
         functions=[func(apply, name="apply", timeout=settings.worker_job_timeout_s)],
+        # arq keeps a job "in progress" for the longest timeout of any function (cron
+        # jobs included, 300 s by default) + 10 s: that is how long a job cut short by
+        # a killed worker waits before it runs again. Bound it by our own timeout.
+        job_timeout=settings.worker_job_timeout_s,
         cron_jobs=[
             cron(expire_due, name="expire_due", second=set(range(0, 60, step)), microsecond=0)
         ],
@@ -55,7 +59,9 @@ def create_worker(
         handle_signals=handle_signals,
         poll_delay=settings.worker_poll_delay_s,
         max_tries=20,
-        keep_result=3600,
+        # Results only serve arq's de-duplication of a re-queued job: never keep them
+        # longer than the alert data itself (a tiny retention_s bounds them too).
+        keep_result=max(1, min(3600, settings.retention_s)),
         ctx=ctx,
         job_serializer=_serial.serialize,
         job_deserializer=_serial.deserialize,

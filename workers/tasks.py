@@ -95,7 +95,10 @@ def _observe(ctx: dict[str, Any], received_ts: float) -> None:
 
 
 async def expire_due(ctx: dict[str, Any]) -> int:
-    """Expire every active alert whose time has come; returns how many."""
+    """Expire the alerts whose time has come and forget end markers past retention.
+
+    Returns how many alerts expired.
+    """
     store: Store = ctx["store"]
     now = time.time()
     n = 0
@@ -103,4 +106,6 @@ async def expire_due(ctx: dict[str, Any]) -> int:
         if await store.expire(alert_id, now):
             log.info("expired %s", alert_id, extra={"alert_id": alert_id, "version": None})
             n += 1
+    # End markers older than retention go too (the alert's keys expire by TTL).
+    await store.sweep_ended(now)
     return n

@@ -142,7 +142,7 @@ class Node:
         self.gate.is_open = True
 
     async def stop(self) -> None:
-        """Stop serving: open sockets get 1001, the ports close."""
+        """Stop serving: open sockets get 1012 (drain), the ports close."""
         self._stop.set()
         if self._task is not None:
             async with asyncio.timeout(seconds(30)):
@@ -259,7 +259,7 @@ async def test_client_shows_an_alert_once_across_a_reconnect(
 
         await node.restart(down)
         first = next(s for s in states.log if s.state == "disconnected")
-        assert "1001" in first.detail  # going away: retried, not fatal
+        assert "1012" in first.detail  # service restart (drain): retried, not fatal
         await states.wait_for("connected", 2)
         assert client.welcome is not None and client.welcome.active == 0
         await expect_sentinel_next(system, agency, client)
