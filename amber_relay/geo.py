@@ -191,6 +191,9 @@ class Area:
     polygons: BaseGeometry | None
     circles: tuple[Circle, ...] = ()
     bbox: tuple[float, float, float, float] = field(init=False)
+    _pieces: dict[tuple[float, float, float, float], BaseGeometry] = field(
+        init=False, default_factory=dict, repr=False
+    )
 
     def __post_init__(self) -> None:
         if self.polygons is not None and self.polygons.is_empty:
@@ -235,6 +238,30 @@ class Area:
             rest = ~hit
             if rest.any():
                 hit[rest] = shapely.intersects_xy(self.polygons, lons[rest], lats[rest])
+        return hit
+
+    def contains_in_box(
+        self, box: tuple[float, float, float, float], lats: FloatArray, lons: FloatArray
+    ) -> BoolArray:
+        """:meth:`contains_many` for points that all lie in ``box`` (lon/lat, inclusive).
+
+        The polygons are tested clipped to the box (cached per box): a point test costs
+        with the vertices near it, not with the whole outline's (a state at 1:500k has
+        tens of thousands, and a ray across it crosses hundreds of edges). Exact: inside
+        the box the clipped polygons and the polygons are the same set.
+        """
+        hit: BoolArray = np.zeros(lats.shape, dtype=bool)
+        for c in self.circles:
+            hit |= _haversine_many(lats, lons, c) <= c.radius_km
+        if self.polygons is not None:
+            rest = ~hit
+            if rest.any():
+                piece = self._pieces.get(box)
+                if piece is None:
+                    piece = shapely.clip_by_rect(self.polygons, *box)
+                    shapely.prepare(piece)
+                    self._pieces[box] = piece
+                hit[rest] = shapely.intersects_xy(piece, lons[rest], lats[rest])
         return hit
 
     def covers_box(self, min_lon: float, min_lat: float, max_lon: float, max_lat: float) -> bool:

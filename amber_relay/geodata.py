@@ -1,51 +1,51 @@
-"""US county and state polygons shipped with the package, and what is built on them.
+"""US county and state outlines shipped with the package, and what is built on them.
 
-The data (``amber_relay/data``, Census 2017 1:10m via us-atlas 3.0.1; provenance and
-defects in ``docs/geodata.md``) is read once, lazily, and cached for the process.
-SAME codes resolve to county polygons; agencies' jurisdictions are checked against
-state polygons.
+The data (``amber_relay/data/us-boundaries.bin``: Census 2016 1:500k outlines, plus the
+codes created since at 2023 1:10m, widened; provenance, precision and figures in
+``docs/geodata.md``) is memory-mapped on first use and shared by every process on the
+machine through the page cache. Geometries are built per feature on demand: counties
+into a small LRU, states once (jurisdiction checks use them all the time).
 
-Defects handled here:
-
-- Falls Church, VA (51610) has no geometry at 1:10m: it resolves to Fairfax (51059),
-  which surrounds it.
-- Codes newer than the 2017 vintage (Connecticut planning regions 09110-09190, Alaska
-  02063/02066) resolve to a covering older area with a warning, never dropped.
-- SAME codes with a non-zero first digit (part of a county) resolve to the whole
-  county, with a warning: over-alerting a county beats missing part of it.
+SAME codes resolve to their county's outline widened outward by ``widen_m`` metres
+(``Settings.same_widen_m``), so that everyone inside the county is reached
+(:func:`amber_relay._widen.widen`). Every code of both vintages resolves to its own
+area; retired, renamed and coarse codes come with a warning that says what was done.
+SAME codes with a non-zero first digit (part of a county) resolve to the whole
+county, with a warning: over-alerting a county beats missing part of it.
 """
 
 from __future__ import annotations
 
 import functools
-import gzip
-import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
+from typing import Any
 
-import shapely
 from rtree import index as rtree_index
-from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
+from . import _vintage
+from ._boundaries import Boundaries
+from ._features import LazyGeometries, VertexLRU
 from ._jurisdiction import Jurisdictions
+from ._widen import widen
 from .errors import Forbidden, Invalid
 
 __all__ = [
+    "DEFAULT_WIDEN_M",
     "GeoData",
     "load",
 ]
 
-# Codes of the 2017 vintage's successors: new code -> code present in the data.
-_SUCCESSORS = {
-    "02063": "02261",  # Chugach Census Area, split from Valdez-Cordova in 2019
-    "02066": "02261",  # Copper River Census Area, same split
-    **{f"09{c}": "09" for c in ("110", "120", "130", "140", "150", "160", "170", "180", "190")},
-    "46113": "46102",  # Shannon County renamed Oglala Lakota (2015)
-    "02270": "02158",  # Wade Hampton renamed Kusilvak (2015)
-}
-_NULL_GEOMETRY_FALLBACK = {"51610": "51059"}  # Falls Church lies inside Fairfax
+DEFAULT_WIDEN_M = 100.0
+"""Default outward widening of SAME areas (``Settings.same_widen_m``)."""
+
+# Built county outlines kept per process, by total vertices (~5 % of all counties; a
+# vertex costs ~40 B in GEOS with its prepared index).
+_COUNTY_CACHE_VERTICES = 50_000
+# Widened SAME areas kept per process: a whole state widened is up to ~160,000 (Alaska).
+_WIDENED_CACHE_VERTICES = 400_000
 
 # Jurisdiction margin when none is given: 12 nautical miles, the territorial sea.
 _MARGIN_KM = 22.2
@@ -53,23 +53,36 @@ _MARGIN_KM = 22.2
 
 @dataclass(frozen=True)
 class GeoData:
-    """Counties (5-digit FIPS) and states (2-digit FIPS) as shapely geometries."""
+    """Counties (5-digit FIPS) and states (2-digit FIPS), as lazy ``{code: geometry}``."""
 
-    counties: dict[str, BaseGeometry]
+    counties: LazyGeometries
     county_names: dict[str, str]
-    states: dict[str, BaseGeometry]
+    states: LazyGeometries
     state_names: dict[str, str]
+    coarse: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Codes only known at 1:10m: ``{"widen_m": ..., "clip": code}`` each."""
+    _widened: VertexLRU[tuple[str, float]] = field(
+        default_factory=lambda: VertexLRU(_WIDENED_CACHE_VERTICES), repr=False
+    )
 
     def county(self, fips5: str) -> BaseGeometry | None:
-        """A county's polygon, following renames and the null-geometry fallback."""
-        code = _NULL_GEOMETRY_FALLBACK.get(fips5, fips5)
-        code = _SUCCESSORS.get(code, code)
+        """A county's outline (unwidened), following renames; ``None`` if unknown."""
+        code = _vintage.RENAMED.get(fips5, (fips5, ""))[0]
         if len(code) == 2:
             return self.states.get(code)
         return self.counties.get(code)
 
-    def resolve_same(self, codes: Sequence[str]) -> tuple[list[BaseGeometry], list[str]]:
-        """Polygons for SAME codes (PSSCCC) and warnings about approximations.
+    def _area(self, code: str, widen_m: float) -> BaseGeometry:
+        geoms = self.states if len(code) == 2 else self.counties
+        return self._widened.get((code, widen_m), lambda: widen(geoms[code], widen_m))
+
+    def resolve_same(
+        self, codes: Sequence[str], widen_m: float = DEFAULT_WIDEN_M
+    ) -> tuple[list[BaseGeometry], list[str]]:
+        """Areas for SAME codes (PSSCCC), each widened by ``widen_m`` metres, and warnings.
+
+        A county takes milliseconds (cached after); a whole state up to ~0.5 s for
+        Alaska, once per process and width. Not cancellable: call it off the event loop.
 
         Raises:
             Invalid: a code names no known state or county; the message names it.
@@ -80,29 +93,34 @@ class GeoData:
         for code in codes:
             part, state, county = code[0], code[1:3], code[3:6]
             if county == "000":
-                g = self.states.get(state)
-                if g is None:
-                    unknown.append(code)
+                if state in self.states:
+                    geoms.append(self._area(state, widen_m))
                 else:
-                    geoms.append(g)
+                    unknown.append(code)
                 continue
             fips = state + county
             if part != "0":
                 warnings.append(
                     f"SAME {code}: part {part} of county {fips}; alerting the whole county"
                 )
-            if fips in _SUCCESSORS and fips not in self.counties:
-                target = _SUCCESSORS[fips]
-                name = self.state_names.get(target) or self.county_names.get(target, target)
-                warnings.append(
-                    f"SAME {code}: county {fips} is newer than the shipped 2017 boundaries;"
-                    f" alerting {name} ({target}), which covers it"
-                )
-            g = self.county(fips)
-            if g is None:
+            if fips in _vintage.RENAMED:
+                warnings.append(_vintage.renamed_warning(code, fips))
+                fips = _vintage.RENAMED[fips][0]
+            if fips not in self.counties:
                 unknown.append(code)
-            else:
-                geoms.append(g)
+                continue
+            name = self.county_names[fips]
+            if fips in _vintage.RETIRED:
+                warnings.append(_vintage.retired_warning(code, fips, name))
+            if fips in self.coarse:
+                clip = self.coarse[fips]["clip"]
+                within = self.state_names.get(clip) or f"former {self.county_names[clip]}"
+                warnings.append(
+                    _vintage.coarse_warning(
+                        code, fips, name, self.coarse[fips]["widen_m"], f"{within} ({clip})"
+                    )
+                )
+            geoms.append(self._area(fips, widen_m))
         if unknown:
             raise Invalid(
                 f"unknown SAME code(s) {', '.join(unknown)}: no such state or county"
@@ -116,15 +134,16 @@ class GeoData:
         ids = sorted(self.states)
         idx = rtree_index.Index()
         for i, sid in enumerate(ids):
-            idx.insert(i, self.states[sid].bounds)
+            idx.insert(i, self.states.bounds(sid))
         return idx, ids
 
     @functools.cached_property
     def _county_index(self) -> tuple[rtree_index.Index, list[str]]:
+        # From the file's bounding boxes: no county geometry is built.
         ids = sorted(self.counties)
         idx = rtree_index.Index()
         for i, cid in enumerate(ids):
-            idx.insert(i, self.counties[cid].bounds)
+            idx.insert(i, self.counties.bounds(cid))
         return idx, ids
 
     def counties_intersecting(self, bbox: tuple[float, float, float, float]) -> list[str]:
@@ -179,24 +198,24 @@ class GeoData:
         checker.check(parts, list(jurisdiction), self.states_touching)
 
 
-def _read(name: str) -> tuple[dict[str, BaseGeometry], dict[str, str]]:
-    raw = resources.files("amber_relay").joinpath("data", name).read_bytes()
-    features = json.loads(gzip.decompress(raw))["features"]
-    geoms: dict[str, BaseGeometry] = {}
-    names: dict[str, str] = {}
-    for f in features:
-        names[f["id"]] = f["properties"]["name"]
-        if f["geometry"] is None:  # Falls Church: collapsed at 1:10m
-            continue
-        g = shape(f["geometry"])
-        shapely.prepare(g)
-        geoms[f["id"]] = g
-    return geoms, names
+def from_boundaries(data: Boundaries) -> GeoData:
+    """A :class:`GeoData` over an opened boundaries file (ids of 2 digits are states)."""
+    counties = {fid: i for i, fid in enumerate(data.ids) if len(fid) == 5}
+    states = {fid: i for i, fid in enumerate(data.ids) if len(fid) == 2}
+    names = dict(zip(data.ids, data.names, strict=True))
+    return GeoData(
+        counties=LazyGeometries(data, counties, VertexLRU(_COUNTY_CACHE_VERTICES)),
+        county_names={c: names[c] for c in counties},
+        states=LazyGeometries(data, states, None),
+        state_names={s: names[s] for s in states},
+        coarse=dict(data.header.get("coarse", {})),
+    )
 
 
 @functools.cache
 def load() -> GeoData:
-    """The shipped geodata, read on first call (about a second) and cached."""
-    counties, county_names = _read("us-counties.geojson.gz")
-    states, state_names = _read("us-states.geojson.gz")
-    return GeoData(counties, county_names, states, state_names)
+    """The shipped geodata, mapped on first call (a few milliseconds) and cached."""
+    ref = resources.files("amber_relay").joinpath("data", "us-boundaries.bin")
+    with resources.as_file(ref) as path:
+        # The mapping outlives a temporary extraction (zip installs) on POSIX.
+        return from_boundaries(Boundaries(path))

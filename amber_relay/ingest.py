@@ -245,7 +245,7 @@ def validate(
             )
     _check_photos(alert, settings)
     parts = _resolve_polygons(alert, settings, warnings)
-    same_geoms, same_warnings = geodata.resolve_same(same)
+    same_geoms, same_warnings = geodata.resolve_same(same, settings.same_widen_m)
     warnings.extend(same_warnings)
     circle_parts = [
         (f"area.circles[{i}]", wrap_to_world(geo.circle_polygon(c)))

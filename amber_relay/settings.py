@@ -103,6 +103,11 @@ class Settings:
     jurisdiction_margin_km: float = 22.2
     """How far past its states' outline (coasts, borders) an agency's area may reach:
     12 nautical miles, the territorial sea. See docs/geodata.md."""
+    same_widen_m: float = 100.0
+    """How far (metres) an area given as SAME county codes is widened past the county's
+    outline, so that everyone inside the county is reached (docs/geodata.md: with the
+    shipped outlines, any value from 31 to 111 m keeps the promise of covering 100 % of
+    the county and reaching at most 161 m past it)."""
 
     # Photos
     photo_max_bytes: int = 5 * 1024 * 1024

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Iterable
-from itertools import chain, compress
+from itertools import compress
 from typing import Generic, Protocol, TypeVar
 
 import numpy as np
@@ -150,16 +150,21 @@ class SocketIndex(Generic[S]):
         cells = self.cells
         classes = [inside_cells[c] for c in found]
         out = [cells[c].socks for c, k in zip(found, classes, strict=True) if k == INSIDE]
-        boundary = [cells[c] for c, k in zip(found, classes, strict=True) if k == BOUNDARY]
-        if boundary:
-            # One vectorised test for all boundary sockets: numpy/shapely's per-call
-            # cost is paid once, and the coordinates are read without Python objects.
-            # (np.concatenate copies, so no view of an array outlives this statement.)
-            lats = np.concatenate([np.frombuffer(b.lats, dtype=np.float64) for b in boundary])
-            lons = np.concatenate([np.frombuffer(b.lons, dtype=np.float64) for b in boundary])
-            hit = area.contains_many(lats, lons)
-            edge = chain.from_iterable([b.socks for b in boundary])
-            out.append(list(compress(edge, hit.tolist())))
+        d, eps = self.cell_deg, _EPS_DEG
+        for (y, x), k in zip(found, classes, strict=True):
+            if k != BOUNDARY:
+                continue
+            # One vectorised test per boundary cell, against the area clipped to the
+            # cell (cached in the area): with 1:500k outlines a point test against a
+            # whole state costs with the hundreds of edges its row crosses. The
+            # coordinates are read without Python objects; the views die with the call.
+            b = cells[(y, x)]
+            hit = area.contains_in_box(
+                (x * d - eps, y * d - eps, (x + 1) * d + eps, (y + 1) * d + eps),
+                np.frombuffer(b.lats, dtype=np.float64),
+                np.frombuffer(b.lons, dtype=np.float64),
+            )
+            out.append(list(compress(b.socks, hit.tolist())))
         for region in regions:
             bucket_r = self.regions.get(region)
             if bucket_r:

@@ -1,0 +1,1 @@
+"""Build tools (run from the repository root: python -m tools.NAME)."""

