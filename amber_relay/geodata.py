@@ -59,6 +59,9 @@ class GeoData:
     county_names: dict[str, str]
     states: LazyGeometries
     state_names: dict[str, str]
+    jurisdiction_states: LazyGeometries | None = None
+    """States within 100 m (for jurisdiction checks, which allow ~2 km at state lines):
+    the 1:500k outlines cost seconds to buffer and merge, these a fraction of that."""
     coarse: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Codes only known at 1:10m: ``{"widen_m": ..., "clip": code}`` each."""
     _widened: VertexLRU[tuple[str, float]] = field(
@@ -193,20 +196,26 @@ class GeoData:
         checker = cache.get(margin_km)
         if checker is None:
             checker = cache.setdefault(
-                margin_km, Jurisdictions(self.states, self.state_names, margin_km)
+                margin_km,
+                Jurisdictions(self.jurisdiction_states or self.states, self.state_names, margin_km),
             )
         checker.check(parts, list(jurisdiction), self.states_touching)
 
 
 def from_boundaries(data: Boundaries) -> GeoData:
-    """A :class:`GeoData` over an opened boundaries file (ids of 2 digits are states)."""
+    """A :class:`GeoData` over an opened boundaries file.
+
+    Ids of 5 digits are counties, of 2 digits states, ``SSj`` a state's coarse outline.
+    """
     counties = {fid: i for i, fid in enumerate(data.ids) if len(fid) == 5}
     states = {fid: i for i, fid in enumerate(data.ids) if len(fid) == 2}
+    coarse_states = {fid[:2]: i for i, fid in enumerate(data.ids) if fid[2:] == "j"}
     names = dict(zip(data.ids, data.names, strict=True))
     return GeoData(
         counties=LazyGeometries(data, counties, VertexLRU(_COUNTY_CACHE_VERTICES)),
         county_names={c: names[c] for c in counties},
         states=LazyGeometries(data, states, None),
+        jurisdiction_states=LazyGeometries(data, coarse_states, None) if coarse_states else None,
         state_names={s: names[s] for s in states},
         coarse=dict(data.header.get("coarse", {})),
     )

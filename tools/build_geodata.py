@@ -86,11 +86,14 @@ SHAPEFILES = {
 """sha256 of the files read from the wheel (checked here, and by the coverage test that
 reads them from the installed package)."""
 
-SHIPPED_SHA256 = "47895cd760b3cc5a220b5cb92d0f8b634a55d1fdc9ff09c825c4e4c90a6bde57"
+SHIPPED_SHA256 = "e4ec61aad2e27971b69fb6bf2ff904b023c780a3424e7f5c6898249f8e4dec8d"
 """sha256 of amber_relay/data/us-boundaries.bin (shapely 2.2.0 / GEOS 3.14.1)."""
 
 TOLERANCE_M = 30.0
 """Douglas-Peucker tolerance: a shipped outline is within this of its 1:500k source."""
+
+JURISDICTION_TOLERANCE_M = 500.0
+"""Tolerance of the 1:500k islands added to the 1:10m state outlines for jurisdiction."""
 
 COARSE: dict[str, tuple[float, str]] = {
     **{f"09{c}0": (2000.0, "09") for c in range(11, 20)},
@@ -211,20 +214,48 @@ def pack(features: list[tuple[str, str, BaseGeometry]], meta: dict[str, Any]) ->
     return out.getvalue()
 
 
-def _coarse(
-    tgz: bytes, counties: dict[str, tuple[str, BaseGeometry]], states: dict[str, Any]
-) -> dict[str, tuple[str, BaseGeometry]]:
+def _topo(tgz: bytes) -> dict[str, Any]:
     with tarfile.open(fileobj=io.BytesIO(tgz)) as tar:
         member = tar.extractfile("package/counties-10m.json")
         assert member is not None
-        topo = json.loads(member.read())
+        topo: dict[str, Any] = json.loads(member.read())
+    return topo
+
+
+def _topo_polygon(polys: list[list[list[list[float]]]]) -> BaseGeometry:
+    parts = [Polygon(p[0], [h for h in p[1:] if len(h) >= 4]) for p in polys if len(p[0]) >= 4]
+    return shapely.make_valid(MultiPolygon(parts), method="structure")
+
+
+def _jurisdiction_states(
+    topo: dict[str, Any], states: dict[str, tuple[str, BaseGeometry]]
+) -> list[tuple[str, str, BaseGeometry]]:
+    """Per state: its 2023 1:10m outline plus every 1:500k part more than 0.1 deg outside
+    it (the small islands 1:10m drops), simplified by JURISDICTION_TOLERANCE_M."""
+    out = []
+    for fid, _, polys in decode(topo, "states"):
+        if fid not in states:
+            continue
+        name, fine = states[fid]
+        coarse = _topo_polygon(polys)
+        near = coarse.buffer(0.1)
+        extra = [
+            p for p in _polygons(simplify(fine, JURISDICTION_TOLERANCE_M)) if not near.covers(p)
+        ]
+        geom = shapely.union_all([coarse, *extra])
+        out.append((fid + "j", name, _grid(geom)))
+    if len(out) != len(states):
+        raise SystemExit("us-atlas-2023 lacks some states")
+    return out
+
+
+def _coarse(
+    topo: dict[str, Any], counties: dict[str, tuple[str, BaseGeometry]], states: dict[str, Any]
+) -> dict[str, tuple[str, BaseGeometry]]:
     coarse: dict[str, tuple[str, BaseGeometry]] = {}
     for fid, name, polys in decode(topo, "counties"):
         if fid in COARSE:
-            parts = [
-                Polygon(p[0], [h for h in p[1:] if len(h) >= 4]) for p in polys if len(p[0]) >= 4
-            ]
-            coarse[fid] = (name, shapely.make_valid(MultiPolygon(parts), method="structure"))
+            coarse[fid] = (name, _topo_polygon(polys))
     missing = set(COARSE) - set(coarse)
     if missing:
         raise SystemExit(f"us-atlas-2023 lacks {sorted(missing)}")
@@ -259,7 +290,8 @@ def build(wheel: bytes, tgz: bytes) -> tuple[bytes, list[str]]:
         )
         states = read_500k(member("cb_2016_us_state_500k.shp"), member("cb_2016_us_state_500k.dbf"))
     log.append(f"1:500k: {len(counties)} counties, {len(states)} states")
-    coarse = _coarse(tgz, counties, states)
+    topo = _topo(tgz)
+    coarse = _coarse(topo, counties, states)
     features: list[tuple[str, str, BaseGeometry]] = []
     for source in (counties, coarse, states):
         for fid in sorted(source):
@@ -268,7 +300,10 @@ def build(wheel: bytes, tgz: bytes) -> tuple[bytes, list[str]]:
             if not simple.is_valid or simple.is_empty:
                 raise SystemExit(f"{fid}: simplified outline invalid or empty")
             features.append((fid, name, simple))
-    features.sort(key=lambda f: (len(f[0]) == 2, f[0]))
+    # Coarse state outlines for jurisdiction checks (which allow ~2 km at state lines
+    # and simplify to ~0.5 km themselves): id "SSj".
+    features.extend(_jurisdiction_states(topo, states))
+    features.sort(key=lambda f: (len(f[0]), f[0]))
     before = sum(int(shapely.get_num_coordinates(g)) for _, g in counties.values())
     after = sum(int(shapely.get_num_coordinates(g)) for f, _, g in features if len(f) == 5)
     log.append(f"county vertices: {before} at 1:500k, {after} shipped")
