@@ -35,6 +35,7 @@ from .errors import Forbidden, Invalid
 __all__ = [
     "DEFAULT_WIDEN_M",
     "GeoData",
+    "from_boundaries",
     "load",
 ]
 
