@@ -78,9 +78,10 @@ def load(body: bytes) -> Element:
             f"malformed XML: line {line} column {column}: {ErrorString(exc.code)}",
             code="bad_xml",
         ) from None
-    except ValueError as exc:
+    except (ValueError, LookupError) as exc:
         # After defusedxml's own errors, which are ValueErrors too: pyexpat refuses
-        # multi-byte encodings other than UTF-8/16 this way.
+        # multi-byte encodings other than UTF-8/16 this way, and a declared name
+        # Python does not know at all is a LookupError.
         name = declared[1].decode("ascii") if declared else "?"
         raise Malformed(
             f"XML encoding {name!r} is not supported ({exc}); send UTF-8", code="bad_encoding"

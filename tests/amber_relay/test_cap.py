@@ -321,6 +321,12 @@ def test_parse_cap_multibyte_encoding_is_refused() -> None:
     _rejected(body, Malformed, "bad_encoding", "'Shift_JIS' is not supported")
 
 
+def test_parse_cap_unknown_encoding_name_is_refused() -> None:
+    """A declared encoding name Python does not know is bad_encoding, not a crash."""
+    body = _variant("polygon_only", 'encoding="UTF-8"', 'encoding="TTF-8"')
+    _rejected(body, Malformed, "bad_encoding", "'TTF-8' is not supported")
+
+
 def test_cap_message_idempotency_key_is_cap_triple() -> None:
     """The idempotency key is "cap:" + sender,identifier,sent as written."""
     assert _parse("z_time").idempotency_key == (
