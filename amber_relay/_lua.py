@@ -66,6 +66,7 @@ SUBMIT = (
 local sub, meta = KEYS[1], KEYS[2]
 local agency, kind, payload, vprefix, retention, prefix, id, expires =
   ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8]
+local received = tonumber(ARGV[9])
 local seen = redis.call('HGET', sub, 'version')
 if seen then
   return {tonumber(seen), 1, redis.call('HGET', sub, 'status') or 'queued'}
@@ -80,6 +81,11 @@ if kind == 'cancel' then redis.call('HSET', meta, 'cancelled', '1') end
 redis.call('SET', vprefix .. v, payload)
 redis.call('HSET', sub, 'version', v, 'status', 'queued')
 redis.call('SADD', prefix .. 'keys:' .. id, sub)
+-- The agency's own list (the console's GET /v1/alerts?state=), trimmed to the retention.
+local listing = KEYS[3]
+redis.call('ZADD', listing, received, id)
+redis.call('ZREMRANGEBYSCORE', listing, '-inf', received - retention)
+redis.call('EXPIRE', listing, retention)
 -- Kept until the version's expiry plus retention (a cancel: retention), so even a
 -- version never applied (its job lost) does not stay for ever.
 local ttl = retention

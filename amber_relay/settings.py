@@ -154,6 +154,17 @@ class Settings:
     poll_max_age_s: int = 10
     """Cache-Control max-age of the HTTP poll fallback."""
 
+    # Agency console (preview reach, listings, map outlines)
+    reach_publish_s: float = 2.0
+    """Seconds between a broadcaster's publications of its per-cell connection counts
+    (coarse grid cells and county tags, never locations) to Redis for preview reach;
+    a snapshot lives for three intervals, so a dead process drops out."""
+    agency_list_max: int = 100
+    """Most alerts ``GET /v1/alerts?state=`` lists (newest first)."""
+    outline_simplify_deg: float = 0.005
+    """Tolerance (degrees) of the county outlines served to the console map; state
+    outlines use twice it. Display only: matching always uses the full outlines."""
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> Settings:
         """Build settings from ``AMBER_*`` variables, then apply keyword overrides.

@@ -17,6 +17,9 @@ Keys (``P`` = ``settings.redis_prefix``; lifetimes in docs/operations.md)::
     P cap:<sender>,<identifier>  string: the alert id a CAP message belongs to
     P media:<sha256>             bytes: a stored photo; P media:<sha256>:type its MIME type
     P media:<sha256>:users       set: ids of the active alerts showing it
+    P agency:<agency>:alerts     zset: the agency's alert ids scored by last submission
+    P reach:<node>               bytes: a broadcaster's per-cell connection counts (TTL)
+    P reach:nodes                zset: broadcaster nodes scored by their last snapshot
 
 Writes that must agree (assigning a version, applying one, expiring) are Lua scripts,
 so a crash between two commands cannot leave half an alert. Everything is in one Redis
@@ -138,6 +141,16 @@ class Keys:
     def media(self, sha256: str) -> str:
         return f"{self.prefix}media:{sha256}"
 
+    def agency_alerts(self, agency: str) -> str:
+        return f"{self.prefix}agency:{agency}:alerts"
+
+    def reach(self, node: str) -> str:
+        return f"{self.prefix}reach:{node}"
+
+    @property
+    def reach_nodes(self) -> str:
+        return self.prefix + "reach:nodes"
+
 
 class Store:
     """The alert store on one Redis connection pool.
@@ -174,7 +187,7 @@ class Store:
         """
         k = self.keys
         res = await self._submit(
-            keys=[k.sub(idem_key), k.alert(alert_id)],
+            keys=[k.sub(idem_key), k.alert(alert_id), k.agency_alerts(submission.agency)],
             args=[
                 submission.agency,
                 submission.kind,
@@ -184,6 +197,7 @@ class Store:
                 k.prefix,
                 alert_id,
                 "" if submission.record is None else submission.record.expires_ts,
+                submission.received_ts,
             ],
         )
         version, existing, state = int(res[0]), bool(int(res[1])), _text(res[2])
@@ -373,6 +387,29 @@ class Store:
         if data is None or mime is None:
             return None
         return bytes(data), _text(mime)
+
+    async def agency_alerts(self, agency: str, limit: int) -> list[tuple[str, float]]:
+        """The agency's alert ids with their last submission time, newest first."""
+        raw = await self.redis.zrevrange(
+            self.keys.agency_alerts(agency), 0, limit - 1, withscores=True
+        )
+        return [(_text(i), float(t)) for i, t in raw]
+
+    async def put_counts(self, node: str, snapshot: bytes, now: float, ttl_s: float) -> None:
+        """Publish one broadcaster's connection-count snapshot, kept ``ttl_s``."""
+        ttl_ms = max(1, int(ttl_s * 1000))
+        await self.redis.set(self.keys.reach(node), snapshot, px=ttl_ms)
+        await self.redis.zadd(self.keys.reach_nodes, {node: now})
+        await self.redis.zremrangebyscore(self.keys.reach_nodes, "-inf", now - ttl_s)
+        await self.redis.pexpire(self.keys.reach_nodes, ttl_ms)
+
+    async def counts(self, now: float, ttl_s: float) -> list[bytes]:
+        """The live snapshots of every broadcaster node (one round trip each way)."""
+        nodes = await self.redis.zrangebyscore(self.keys.reach_nodes, now - ttl_s, "+inf")
+        if not nodes:
+            return []
+        blobs = await self.redis.mget([self.keys.reach(_text(n)) for n in nodes])
+        return [bytes(b) for b in blobs if b is not None]
 
 
 def _text(v: bytes | str) -> str:

@@ -9,7 +9,9 @@ from starlette.responses import Response
 
 from amber_relay.errors import Rejected
 
-__all__ = ["problem", "from_rejected"]
+from ._fields import field_of
+
+__all__ = ["from_rejected", "problem", "problem_body"]
 
 _enc = msgspec.json.Encoder()
 
@@ -40,5 +42,23 @@ def problem(
     )
 
 
+def problem_body(exc: Rejected) -> dict[str, object]:
+    """The problem+json body of a refusal; ``field`` names the input it is about, if any."""
+    body: dict[str, object] = {
+        "type": f"https://amber-relay.dev/problems/{exc.code}",
+        "title": exc.title,
+        "status": exc.status,
+        "detail": exc.reason,
+        "code": exc.code,
+    }
+    field = field_of(exc.reason)
+    if field is not None:
+        body["field"] = field
+    return body
+
+
 def from_rejected(exc: Rejected) -> Response:
-    return problem(exc.status, exc.title, exc.reason, code=exc.code)
+    body = problem_body(exc)
+    return Response(
+        _enc.encode(body), status_code=exc.status, media_type="application/problem+json"
+    )

@@ -7,6 +7,8 @@ Routes:
 - ``GET /v1/alerts/{id}`` (signed): state and delivery figures per version
 - ``GET /v1/alerts/active?lat=&lon=`` or ``?region=`` (public): the hello answer
 - ``GET /media/{sha256}``: photos, immutable
+- ``POST /v1/alerts/preview``, ``GET /v1/alerts?state=`` (signed), ``GET /console``,
+  ``GET /v1/geo/...``: the agency console (:mod:`broadcaster.console`, :mod:`.preview`)
 - ``GET /`` the demo interrupt page (``/web/...`` its files), ``GET /v1/config``,
   ``GET /v1/schema/alert.json``, ``GET /healthz`` (alive), ``GET /readyz`` (ready)
 
@@ -36,7 +38,9 @@ from amber_relay.model import AlertIn
 
 from ._context import ApiContext, json_response, unavailable
 from ._problem import problem
+from .console import Console
 from .hook import AgencyHook
+from .preview import Preview
 
 __all__ = ["ApiContext", "create_app"]
 
@@ -203,10 +207,13 @@ def create_app(ctx: ApiContext, extra_routes: Sequence[Route] = ()) -> Starlette
     """The Starlette application for one serving process (``extra_routes`` appended)."""
     api = _Public(ctx)
     hook = AgencyHook(ctx)
+    console = Console(ctx, hook)
     return Starlette(
         routes=[
             *extra_routes,
             Route("/v1/alerts", _counted(hook.post_alert), methods=["POST"]),
+            Route("/v1/alerts", console.list_alerts, methods=["GET"]),
+            Route("/v1/alerts/preview", Preview(ctx, hook).post_preview, methods=["POST"]),
             Route("/v1/alerts/active", api.active, methods=["GET"]),
             Route("/v1/alerts/{alert_id}", hook.get_alert, methods=["GET"]),
             Route("/v1/alerts/{alert_id}", _counted(hook.delete_alert), methods=["DELETE"]),
@@ -216,6 +223,9 @@ def create_app(ctx: ApiContext, extra_routes: Sequence[Route] = ()) -> Starlette
             Route("/healthz", api.health, methods=["GET"]),
             Route("/readyz", api.ready, methods=["GET"]),
             Route("/", api.page, methods=["GET"]),
+            Route("/console", console.page, methods=["GET"]),
+            Route("/v1/geo/states.json", console.states, methods=["GET"]),
+            Route("/v1/geo/counties.json", console.counties, methods=["GET"]),
             Mount("/web", app=StaticFiles(packages=[("clients", "web")]), name="web"),
         ]
     )

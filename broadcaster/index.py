@@ -171,6 +171,13 @@ class SocketIndex(Generic[S]):
                 out.append(list(bucket_r))
         return out
 
+    def classify(self, area: Area, cells: list[Cell]) -> dict[Cell, int]:
+        """INSIDE, BOUNDARY or OUTSIDE for each cell of this grid (occupied or not)."""
+        into: dict[Cell, int] = {}
+        if cells:
+            self._classify(area, cells, into)
+        return into
+
     def _classify(self, area: Area, cells: list[Cell], into: dict[Cell, int]) -> None:
         # Coarse to fine: cells under a box wholly inside or outside the area take its
         # class; only those under a boundary box go down a level. For a state this

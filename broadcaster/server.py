@@ -43,6 +43,7 @@ from .api import ApiContext, create_app
 from .feed import flush_stats, follow
 from .hub import Hub
 from .metrics import Sampler, metrics_endpoint
+from .reach import publish_counts
 from .stream import StreamServer
 
 __all__ = ["Endpoints", "bind", "serve"]
@@ -223,6 +224,7 @@ async def serve(
         ),
         supervised("stats", lambda: flush_stats(store, hub, settings.stats_flush_s)),
         supervised("metrics", sampler.run),
+        supervised("reach", lambda: publish_counts(store, hub, node, settings.reach_publish_s)),
     ]
     if with_worker:
         from workers.runner import run_worker

@@ -14,7 +14,6 @@
   var STABLE_MS = 10000; // a connection up this long resets the backoff
   var PENDING_ACKS_CAP = 64;
   var NOTICE_MS = 6000;
-  var NCMEC_URL = "https://www.missingkids.org/";
   var MOVE_MIN_DEG = 0.001; // ~100 m: smaller geolocation jitter sends no move
 
   var $ = function (id) { return document.getElementById(id); };
@@ -29,17 +28,6 @@
     notice: $("notice"),
     overlay: $("alert"),
     updated: $("alert-updated"),
-    content: $("alert-content"),
-    event: $("alert-event"),
-    headline: $("alert-headline"),
-    gallery: $("alert-gallery"),
-    description: $("alert-description"),
-    children: $("alert-children"),
-    suspects: $("alert-suspects"),
-    vehicles: $("alert-vehicles"),
-    lastSeen: $("alert-last-seen"),
-    instruction: $("alert-instruction"),
-    sender: $("alert-sender"),
     call: $("alert-call"),
     more: $("alert-more"),
     queue: $("alert-queue"),
@@ -416,225 +404,12 @@
     }
   });
 
-  // -- rendering (textContent only) -------------------------------------------------
+  // -- rendering: the shared renderer (render.js), also used by the agency console ---
 
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
-
-  function clear(node) {
-    while (node.firstChild) node.removeChild(node.firstChild);
-  }
-
-  function str(v) {
-    return typeof v === "string" ? v.trim() : typeof v === "number" ? String(v) : "";
-  }
-
-  function preferredLanguages() {
-    var langs = navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language || "en-US"];
-    return Array.prototype.map.call(langs, function (l) { return String(l).toLowerCase(); });
-  }
-
-  // The info block in the reader's best language: exact tag, then primary subtag, in
-  // the order of the browser's preferences; else the alert's first (primary) info.
-  function pickInfo(infos) {
-    if (!Array.isArray(infos) || !infos.length) return {};
-    var tags = infos.map(function (i) { return str(i && i.language).toLowerCase() || "en-us"; });
-    var prefs = preferredLanguages();
-    for (var p = 0; p < prefs.length; p++) {
-      var exact = tags.indexOf(prefs[p]);
-      if (exact >= 0) return infos[exact];
-      var primary = prefs[p].split("-")[0];
-      for (var i = 0; i < tags.length; i++) if (tags[i].split("-")[0] === primary) return infos[i];
-    }
-    return infos[0] || {};
-  }
-
-  function safeHttpUrl(raw) {
-    if (typeof raw !== "string" || !raw) return null;
-    try {
-      var u = new URL(raw, window.location.href);
-      return u.protocol === "http:" || u.protocol === "https:" ? u.href : null;
-    } catch (e) {
-      return null;
-    }
-  }
-
-  function telHref(raw) {
-    var digits = str(raw).replace(/[^0-9+*#]/g, "");
-    return digits ? "tel:" + digits : null;
-  }
-
-  function formatTime(raw) {
-    var s = str(raw);
-    if (!s) return "";
-    var t = Date.parse(s);
-    if (isNaN(t)) return s;
-    try {
-      return new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" }).format(new Date(t));
-    } catch (e) {
-      return new Date(t).toLocaleString();
-    }
-  }
-
-  function photoImg(photo, alt) {
-    var url = photo && safeHttpUrl(photo.url);
-    if (!url) return null;
-    var img = el("img", "photo");
-    img.src = url;
-    img.alt = str(photo.caption) || alt;
-    img.decoding = "async";
-    if (Number.isInteger(photo.width) && Number.isInteger(photo.height) && photo.width > 0 && photo.height > 0) {
-      img.width = photo.width;
-      img.height = photo.height;
-    }
-    return img;
-  }
-
-  // A list of [label, value, wide?] rows; empty values are left out. Wide rows (free
-  // text) take a line of their own, short ones flow side by side.
-  function facts(rows, className) {
-    var dl = el("dl", className || "facts");
-    rows.forEach(function (r) {
-      var v = str(r[1]);
-      if (!v) return;
-      var pair = el("div", r[2] ? "fact wide" : "fact");
-      pair.appendChild(el("dt", null, r[0]));
-      pair.appendChild(el("dd", null, v));
-      dl.appendChild(pair);
-    });
-    return dl.childNodes.length ? dl : null;
-  }
-
-  function personCard(person, role, photos, index) {
-    var card = el("article", "person " + role);
-    var label = role === "child" ? "Child" : "Suspect";
-    var name = str(person.name);
-    var refs = Array.isArray(person.photos) ? person.photos : [];
-    if (refs.length) {
-      var strip = el("div", "photos");
-      refs.forEach(function (i) {
-        var img = Number.isInteger(i) ? photoImg(photos[i], "Photo of " + (name || label.toLowerCase())) : null;
-        if (img) strip.appendChild(img);
-      });
-      if (strip.childNodes.length) {
-        card.appendChild(strip);
-        card.classList.add("has-photo");
-      }
-    }
-    var info = el("div", "person-info");
-    var head = el("div", "person-head");
-    head.appendChild(el("span", "role", label + (index > 0 ? " " + (index + 1) : "")));
-    head.appendChild(el("h2", "name", name || "Name not released"));
-    info.appendChild(head);
-    card.appendChild(info);
-    var age = Number.isInteger(person.age) ? person.age + (person.age === 1 ? " year old" : " years old") : "";
-    var rows = facts([
-      ["Age", age], ["Sex", person.sex], ["Race", person.race], ["Height", person.height],
-      ["Weight", person.weight], ["Hair", person.hair], ["Eyes", person.eyes],
-      ["Clothing", person.clothing, true], ["Description", person.description, true],
-    ], "facts flow");
-    if (rows) info.appendChild(rows);
-    return card;
-  }
-
-  function vehicleCard(v) {
-    var card = el("article", "vehicle");
-    var title = [v.year, v.color, v.make, v.model].map(str).filter(Boolean).join(" ");
-    card.appendChild(el("span", "role", "Vehicle"));
-    card.appendChild(el("h2", "name", title || "Vehicle"));
-    var plate = str(v.plate);
-    if (plate) {
-      var p = el("p", "plate");
-      p.appendChild(el("span", "plate-label", "Plate "));
-      p.appendChild(el("span", "plate-number", plate));
-      var st = str(v.plate_state);
-      if (st) p.appendChild(el("span", "plate-state", " (" + st + ")"));
-      card.appendChild(p);
-    }
-    var rows = facts([["Body", v.body], ["Description", v.description, true]], "facts flow");
-    if (rows) card.appendChild(rows);
-    return card;
-  }
-
-  function section(container, title, nodes) {
-    clear(container);
-    if (!nodes.length) { container.hidden = true; return; }
-    container.hidden = false;
-    if (title) container.appendChild(el("h3", "section-title", title));
-    nodes.forEach(function (n) { container.appendChild(n); });
-  }
-
-  function text(node, value) {
-    var v = str(value);
-    node.textContent = v;
-    node.hidden = !v;
-  }
+  var screen = window.AmberRender.bind(ui.overlay);
 
   function render(a) {
-    var info = pickInfo(a.infos);
-    var photos = Array.isArray(a.photos) ? a.photos : [];
-    ui.content.lang = str(info.language) || "en";
-    text(ui.event, [a.event, a.area_description].map(str).filter(Boolean).join(" · "));
-    text(ui.headline, info.headline || (a.infos && a.infos[0] && a.infos[0].headline) || "AMBER Alert");
-    text(ui.description, info.description);
-
-    var children = Array.isArray(a.children) ? a.children : [];
-    var suspects = Array.isArray(a.suspects) ? a.suspects : [];
-    var vehicles = Array.isArray(a.vehicles) ? a.vehicles : [];
-
-    // Photos no person points at (or all of them, when nobody points at any).
-    var used = {};
-    children.concat(suspects).forEach(function (p) {
-      (Array.isArray(p.photos) ? p.photos : []).forEach(function (i) { used[i] = true; });
-    });
-    section(ui.gallery, "", photos.map(function (ph, i) {
-      return used[i] ? null : photoImg(ph, "Alert photo " + (i + 1));
-    }).filter(Boolean));
-
-    section(ui.children, children.length > 1 ? "Children" : "",
-      children.map(function (p, i) { return personCard(p || {}, "child", photos, children.length > 1 ? i : 0); }));
-    section(ui.suspects, suspects.length > 1 ? "Suspects" : "",
-      suspects.map(function (p, i) { return personCard(p || {}, "suspect", photos, suspects.length > 1 ? i : 0); }));
-    section(ui.vehicles, "", vehicles.map(function (v) { return vehicleCard(v || {}); }));
-
-    var ls = a.last_seen || {};
-    var seenRows = facts([["Place", ls.place], ["Time", formatTime(ls.time)], ["Direction", ls.direction]]);
-    section(ui.lastSeen, "Last seen", seenRows ? [seenRows] : []);
-
-    text(ui.instruction, info.instruction);
-
-    var senderNodes = [];
-    if (str(a.sender_name)) senderNodes.push(el("p", "from", "Issued by " + str(a.sender_name)));
-    var c = a.contact || {};
-    if (str(c.name) || str(c.phone)) {
-      var line = el("p", "contact");
-      line.appendChild(document.createTextNode("Tips: " + (str(c.name) ? str(c.name) + " " : "")));
-      var href = telHref(c.phone);
-      if (href) {
-        var phone = el("a", "phone", str(c.phone));
-        phone.href = href;
-        line.appendChild(phone);
-      } else if (str(c.phone)) {
-        line.appendChild(document.createTextNode(str(c.phone)));
-      }
-      senderNodes.push(line);
-    }
-    var sent = formatTime(a.sent);
-    if (sent) senderNodes.push(el("p", "sent", "Sent " + sent));
-    section(ui.sender, "", senderNodes);
-
-    var call = str(a.call) || "911";
-    ui.call.href = telHref(call) || "tel:911";
-    ui.call.textContent = "Call " + call;
-
-    var link = Array.isArray(a.links) && a.links.length ? a.links[0] : null;
-    ui.more.href = (link && safeHttpUrl(link.url)) || NCMEC_URL;
-    if (link && str(link.title)) ui.more.title = str(link.title);
-    else ui.more.removeAttribute("title");
+    window.AmberRender.render(screen, a);
   }
 
   locate();
