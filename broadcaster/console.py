@@ -137,5 +137,6 @@ class Console:
         tol = self.s.outline_simplify_deg
         if key == "states":
             return feature_collection(g.states, g.state_names, 2 * tol)
-        mine = {f: geom for f, geom in g.counties.items() if f[:2] == key}
+        # by code first: the counties are built on access, so build only this state's
+        mine = {f: g.counties[f] for f in g.counties if f[:2] == key}
         return feature_collection(mine, g.county_names, tol)
