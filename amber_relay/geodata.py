@@ -24,13 +24,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
+import numpy as np
+import numpy.typing as npt
 import shapely
 from rtree import index as rtree_index
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
+from . import geo
 from ._jurisdiction import Jurisdictions
 from .errors import Forbidden, Invalid
+from .model import Circle
 
 __all__ = [
     "GeoData",
@@ -131,6 +135,49 @@ class GeoData:
         """FIPS codes of counties whose bounding box meets ``bbox`` (candidates only)."""
         idx, ids = self._county_index
         return [ids[i] for i in idx.intersection(bbox)]
+
+    @functools.cached_property
+    def _county_array(self) -> npt.NDArray[np.object_]:
+        _, ids = self._county_index
+        return np.array([self.counties[c] for c in ids], dtype=object)
+
+    def counties_touching(
+        self, polygons: BaseGeometry | None, circles: Sequence[Circle]
+    ) -> list[str]:
+        """Sorted FIPS codes of the counties an area (polygons and circles) touches.
+
+        What county-tagged clients are matched by, computed once per alert version at
+        ingest (never on a broadcaster's loop). Circles are exact to metres: counties
+        meeting a polygon inside the circle are in, those missing a polygon around it
+        are out, and only the few between get the exact distance test. Cost: R-tree
+        candidates by bounding box, then one vectorised prepared test per part.
+        """
+        idx, ids = self._county_index
+        every = self._county_array
+        found: set[int] = set()
+        if polygons is not None and not polygons.is_empty:
+            shapely.prepare(polygons)
+            cand = np.fromiter(idx.intersection(polygons.bounds), dtype=np.int64)
+            if cand.size:
+                found.update(cand[shapely.intersects(polygons, every[cand])].tolist())
+        for c in circles:
+            box = geo.circle_bbox(c)
+            cand = np.fromiter(idx.intersection(box), dtype=np.int64)
+            cand = cand[~np.isin(cand, np.fromiter(found, dtype=np.int64))]
+            if not cand.size:
+                continue
+            if box[0] > -180.0 or box[2] < 180.0:  # not wrapping 180 deg: lon/lat polygons hold
+                outer, inner = geo.circle_polygon(c), geo.circle_polygon(c, inside=True)
+                shapely.prepare(outer)
+                shapely.prepare(inner)
+                cand = cand[shapely.intersects(outer, every[cand])]
+                sure = shapely.intersects(inner, every[cand])
+                found.update(cand[sure].tolist())
+                cand = cand[~sure]
+            for i in cand.tolist():
+                if geo.circle_distance_km(c, every[i]) <= c.radius_km:
+                    found.add(i)
+        return sorted(ids[i] for i in found)
 
     def states_touching(self, geom: BaseGeometry) -> list[str]:
         """State FIPS codes whose polygon meets ``geom``."""

@@ -41,4 +41,5 @@ def problem(
 
 
 def from_rejected(exc: Rejected) -> Response:
-    return problem(exc.status, exc.title, exc.reason, code=exc.code)
+    headers = {"Retry-After": "1"} if exc.status == 503 else None
+    return problem(exc.status, exc.title, exc.reason, code=exc.code, headers=headers)
