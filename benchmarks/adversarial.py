@@ -138,7 +138,7 @@ def shapes(
     per = v // p - 1
     texas = sorted(c for c in geo.counties if c.startswith("48"))
     near = sorted(c for c in geo.counties if c[:2] in ("40", "22", "05", "35", "20"))
-    corners = [(48.9, -124.6), (48.9, -67.1), (25.2, -80.5), (32.6, -117.1)]
+    corners = [(48.0, -124.0), (47.0, -68.0), (25.5, -80.5), (32.7, -117.0)]  # on land
     return {
         "star3000": (poly([star(3000)]), None),
         "star20000": (poly([star(v - 1)]), None),
