@@ -9,7 +9,8 @@ Hierarchy::
         ├── Forbidden           403: area outside the agency's jurisdiction
         ├── TooLarge            413: body over the size cap
         ├── UnsupportedType     415: content type not JSON nor CAP XML
-        └── Invalid             422: parses, but the content is wrong (geometry, times, fields)
+        ├── Invalid             422: parses, but the content is wrong (geometry, times, fields)
+        └── Busy                503: not checked in time (all checks busy); retry later
 
 Storage failures are not ``Rejected``: the HTTP layer answers them with 503.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 __all__ = [
     "AmberError",
+    "Busy",
     "Forbidden",
     "Invalid",
     "Malformed",
@@ -84,3 +86,9 @@ class Invalid(Rejected):
     code = "invalid"
     status = 422
     title = "Invalid alert"
+
+
+class Busy(Rejected):
+    code = "busy"
+    status = 503
+    title = "Busy"

@@ -7,14 +7,16 @@ count as inside. Nothing here does I/O.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import shapely
-from shapely.geometry import MultiPolygon, Polygon
+from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 
 from .errors import Invalid
@@ -23,7 +25,10 @@ from .model import Circle
 __all__ = [
     "EARTH_RADIUS_KM",
     "Area",
+    "circle_distance_km",
     "circle_polygon",
+    "distances_km",
+    "distinct_circles",
     "haversine_km",
     "polygon_from_rings",
 ]
@@ -32,6 +37,8 @@ EARTH_RADIUS_KM = 6371.0088
 _KM_PER_DEG_LAT = math.pi * EARTH_RADIUS_KM / 180.0
 
 FloatArray = npt.NDArray[np.float64]
+# Up to this many circles, contains() loops in Python; beyond, one numpy call.
+_SCAN_CIRCLES = 8
 BoolArray = npt.NDArray[np.bool_]
 
 
@@ -44,9 +51,19 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 
 def _haversine_many(lats: FloatArray, lons: FloatArray, c: Circle) -> FloatArray:
-    p1, p2 = math.radians(c.lat), np.radians(lats)
-    dp, dl = p2 - p1, np.radians(lons - c.lon)
-    a = np.sin(dp / 2) ** 2 + math.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    return distances_km(c.lat, c.lon, lats, lons)
+
+
+def distances_km(
+    lat: float | FloatArray,
+    lon: float | FloatArray,
+    lats: npt.NDArray[np.floating[Any]],
+    lons: npt.NDArray[np.floating[Any]],
+) -> FloatArray:
+    """Great-circle distances in km, vectorised (either side may be an array)."""
+    p1, p2 = np.radians(lat), np.radians(lats)
+    dp, dl = p2 - p1, np.radians(lons - lon)
+    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
     result: FloatArray = 2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, np.sqrt(a)))
     return result
 
@@ -67,16 +84,44 @@ def circle_bbox(c: Circle) -> tuple[float, float, float, float]:
     )
 
 
-def circle_polygon(c: Circle, segments: int = 72) -> Polygon:
+def distinct_circles(circles: Sequence[Circle]) -> list[Circle]:
+    """``circles`` without repeats and without circles lying inside another, in order.
+
+    The union is unchanged; each circle dropped is one haversine test less per point
+    matched, for every client, on every broadcaster.
+    """
+    if len(circles) < 2:
+        return list(circles)
+    lats = np.array([c.lat for c in circles])
+    lons = np.array([c.lon for c in circles])
+    radii = np.array([c.radius_km for c in circles])
+    idx = np.arange(len(circles))
+    keep: list[Circle] = []
+    for i, c in enumerate(circles):
+        # Inside a larger circle, or a repeat of an earlier one: a circle that covers
+        # it is kept (the largest of any chain), so the union stays the same.
+        inside = _haversine_many(lats, lons, c) + c.radius_km <= radii
+        bigger = (radii > c.radius_km) | ((radii == c.radius_km) & (idx < i))
+        if not (inside & bigger).any():
+            keep.append(c)
+    return keep
+
+
+def circle_polygon(c: Circle, segments: int = 72, *, inside: bool = False) -> Polygon:
     """A polygon approximating the circle from outside (for coverage checks only).
 
     Vertices are placed by the spherical destination formula at a radius enlarged so
-    the chords stay outside the true circle.
+    the chords stay outside the true circle; with ``inside`` the radius is shrunk
+    instead so the whole polygon lies inside the circle (a sure subset).
     """
     # 1/cos(pi/n) keeps chords outside the circle in a plane; the chords here are straight
     # in lon/lat, where the rim bulges past them by up to ~0.1 % of the radius at 71N for
-    # 1000 km: 0.3 % more keeps them outside everywhere in the US.
-    r = c.radius_km / math.cos(math.pi / segments) * 1.003 / EARTH_RADIUS_KM
+    # 1000 km: 0.3 % more keeps them outside everywhere in the US. Inside: 1 % less
+    # leaves the chords (0.1 % in, 0.1 % of bulge) well within the rim.
+    if inside:
+        r = c.radius_km * 0.99 / EARTH_RADIUS_KM
+    else:
+        r = c.radius_km / math.cos(math.pi / segments) * 1.003 / EARTH_RADIUS_KM
     lat1, lon1 = math.radians(c.lat), math.radians(c.lon)
     pts = []
     for i in range(segments):
@@ -93,13 +138,13 @@ def circle_polygon(c: Circle, segments: int = 72) -> Polygon:
 
 
 def polygon_from_rings(rings: Sequence[Sequence[Sequence[float]]], label: str) -> Polygon:
-    """A valid shapely polygon from GeoJSON rings ``[[[lon, lat], ...], ...]``.
+    """A shapely polygon from GeoJSON rings ``[[[lon, lat], ...], ...]``, maybe invalid.
 
     Rings must have >= 4 positions, be closed and hold coordinates in range.
-    Self-intersecting rings are repaired (``make_valid``, structure method: the area
-    enclosed by the drawn rings is kept) rather than refused, because refusing an AMBER
-    alert over a drawing slip costs more than a slightly larger area; callers report
-    the repair back to the agency.
+    Self-intersecting rings are not repaired here: callers repair them within bounds
+    (``amber_relay._bounded.check_parts``, or :func:`repair` for trusted input),
+    because refusing an AMBER alert over a drawing slip costs more than a slightly
+    larger area, and report the repair back to the agency.
 
     Raises:
         Invalid: naming ``label`` (e.g. "area.geometry polygon 1 ring 0") and the defect.
@@ -147,14 +192,21 @@ def polygon_from_rings(rings: Sequence[Sequence[Sequence[float]]], label: str) -
             raise Invalid(f"{where}: fewer than 3 distinct positions", code="invalid_geometry")
         checked.append(pts)
     poly = Polygon(checked[0], checked[1:])
-    # an invalid ring's shoelace area can cancel out (a symmetric bowtie): measure it repaired
-    if (poly if poly.is_valid else repair(poly)[0]).area == 0:
+    # An invalid ring's shoelace area can cancel out (a symmetric bowtie), and checking
+    # validity or repairing here would cost without bound (a 20,000-vertex sun of thin
+    # spikes takes a CPU-second to check): refuse only what has no area whatever the
+    # repair (all positions on one line); callers check and repair within bounds.
+    if poly.convex_hull.area == 0:
         raise Invalid(f"{label}: encloses no area", code="invalid_geometry")
     return poly
 
 
 def repair(geom: BaseGeometry) -> tuple[BaseGeometry, str | None]:
-    """``geom`` made valid, and the reason it was not (``None`` if it was)."""
+    """``geom`` made valid, and the reason it was not (``None`` if it was).
+
+    Unbounded (``make_valid`` is quadratic or worse in crossings): for trusted input
+    only; agencies' polygons go through ``amber_relay._bounded.check_parts``.
+    """
     if geom.is_valid:
         return geom, None
     reason = shapely.is_valid_reason(geom)
@@ -191,6 +243,10 @@ class Area:
     polygons: BaseGeometry | None
     circles: tuple[Circle, ...] = ()
     bbox: tuple[float, float, float, float] = field(init=False)
+    circle_boxes: npt.NDArray[np.float64] = field(init=False, repr=False)
+    """(n, 4): each circle's (min_lon, min_lat, max_lon, max_lat), for vectorised tests."""
+    circle_centres: npt.NDArray[np.float64] = field(init=False, repr=False)
+    """(n, 3): each circle's lat, lon, radius_km."""
     _pieces: dict[tuple[float, float, float, float], BaseGeometry] = field(
         init=False, default_factory=dict, repr=False
     )
@@ -199,6 +255,10 @@ class Area:
         if self.polygons is not None and self.polygons.is_empty:
             self.polygons = None
         boxes = [circle_bbox(c) for c in self.circles]
+        self.circle_boxes = np.array(boxes, dtype=np.float64).reshape(-1, 4)
+        self.circle_centres = np.array(
+            [(c.lat, c.lon, c.radius_km) for c in self.circles], dtype=np.float64
+        ).reshape(-1, 3)
         if self.polygons is not None:
             shapely.prepare(self.polygons)
             b = self.polygons.bounds
@@ -216,15 +276,36 @@ class Area:
     def from_coords(
         cls, polygons: list[list[list[list[float]]]], circles: Sequence[Circle]
     ) -> Area:
-        """Rebuild from stored MultiPolygon coordinates (already validated)."""
-        geom = MultiPolygon([Polygon(p[0], p[1:]) for p in polygons]) if polygons else None
-        return cls(geom, tuple(circles))
+        """Rebuild from stored MultiPolygon coordinates (already validated).
+
+        Built with shapely's vectorised constructors from one flat array: this runs on
+        broadcasters' event loops, and a Polygon per ring from nested lists costs ~50 ms
+        for 20,000 vertices in thousands of rings (this: a few ms).
+        """
+        if not polygons:
+            return cls(None, tuple(circles))
+        rings = [ring for poly in polygons for ring in poly]
+        coords = np.array(list(itertools.chain.from_iterable(rings)), dtype=np.float64)
+        counts = np.array([len(r) for r in rings])
+        linear = shapely.linearrings(
+            coords[:, :2], indices=np.repeat(np.arange(len(rings)), counts)
+        )
+        owner = np.repeat(np.arange(len(polygons)), [len(p) for p in polygons])
+        polys = shapely.polygons(linear, indices=owner)
+        return cls(shapely.multipolygons(polys), tuple(circles))
 
     def contains(self, lat: float, lon: float) -> bool:
         """Whether the point is inside (or on the edge of) the area."""
-        for c in self.circles:
-            if haversine_km(c.lat, c.lon, lat, lon) <= c.radius_km:
+        if len(self.circles) > _SCAN_CIRCLES:
+            # One vectorised test (~10 us) instead of a Python loop per circle (~1 us each):
+            # this runs on every hello inside the area's box.
+            c = self.circle_centres
+            if bool((distances_km(lat, lon, c[:, 0], c[:, 1]) <= c[:, 2]).any()):
                 return True
+        else:
+            for c_ in self.circles:
+                if haversine_km(c_.lat, c_.lon, lat, lon) <= c_.radius_km:
+                    return True
         if self.polygons is not None:
             return bool(shapely.intersects_xy(self.polygons, lon, lat))
         return False
@@ -232,8 +313,14 @@ class Area:
     def contains_many(self, lats: FloatArray, lons: FloatArray) -> BoolArray:
         """Vectorised :meth:`contains` over arrays of points."""
         hit: BoolArray = np.zeros(lats.shape, dtype=bool)
-        for c in self.circles:
-            hit |= _haversine_many(lats, lons, c) <= c.radius_km
+        for c, box in zip(self.circles, self.circle_boxes, strict=True):
+            # Only points in the circle's box and not already in: with many circles most
+            # points are near a few of them, and box tests cost far less than haversine.
+            sel = np.flatnonzero(
+                ~hit & (lons >= box[0]) & (lons <= box[2]) & (lats >= box[1]) & (lats <= box[3])
+            )
+            if sel.size:
+                hit[sel] = _haversine_many(lats[sel], lons[sel], c) <= c.radius_km
         if self.polygons is not None:
             rest = ~hit
             if rest.any():
@@ -251,8 +338,14 @@ class Area:
         the box the clipped polygons and the polygons are the same set.
         """
         hit: BoolArray = np.zeros(lats.shape, dtype=bool)
-        for c in self.circles:
-            hit |= _haversine_many(lats, lons, c) <= c.radius_km
+        if self.circles:
+            # Only the circles whose box meets this one: with 100 circles a boundary
+            # cell is near a few of them.
+            b = self.circle_boxes
+            near = (b[:, 0] <= box[2]) & (b[:, 2] >= box[0]) & (b[:, 1] <= box[3])
+            for i in np.flatnonzero(near & (b[:, 3] >= box[1])).tolist():
+                c = self.circles[i]
+                hit |= _haversine_many(lats, lons, c) <= c.radius_km
         if self.polygons is not None:
             rest = ~hit
             if rest.any():
@@ -279,12 +372,13 @@ class Area:
         if self.polygons is not None and self.polygons.intersects(geom):
             return True
         for c in self.circles:
-            if _circle_distance_km(c, geom) <= c.radius_km:
+            if circle_distance_km(c, geom) <= c.radius_km:
                 return True
         return False
 
 
-def _circle_distance_km(c: Circle, geom: BaseGeometry) -> float:
+def circle_distance_km(c: Circle, geom: BaseGeometry) -> float:
+    """Distance in km from the circle's centre to ``geom`` (0 inside), within metres."""
     # Azimuthal equidistant projection about the centre: the distance from the centre to
     # every vertex is the exact haversine distance; segmentizing keeps edges short enough
     # (0.05 deg) that the straight edges between projected vertices stay within metres.

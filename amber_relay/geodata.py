@@ -22,15 +22,19 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+import shapely
 from rtree import index as rtree_index
 from shapely.geometry.base import BaseGeometry
 
-from . import _vintage
+from . import _vintage, geo
 from ._boundaries import Boundaries
 from ._features import LazyGeometries, VertexLRU
 from ._jurisdiction import Jurisdictions
 from ._widen import widen
 from .errors import Forbidden, Invalid
+from .model import Circle
 
 __all__ = [
     "DEFAULT_WIDEN_M",
@@ -75,6 +79,17 @@ class GeoData:
         if len(code) == 2:
             return self.states.get(code)
         return self.counties.get(code)
+
+    def region_code(self, region: str) -> str | None:
+        """The county FIPS code a client's ``region`` tag stands for, ``None`` if not one.
+
+        Exactly 5 digits naming a shipped county (any vintage); a renamed county's old
+        code gives its new one. Builds no geometry: cheap enough for every hello.
+        """
+        if len(region) != 5 or not region.isascii() or not region.isdigit():
+            return None
+        code = _vintage.RENAMED.get(region, (region, ""))[0]
+        return code if code in self.counties else None
 
     def _area(self, code: str, widen_m: float) -> BaseGeometry:
         geoms = self.states if len(code) == 2 else self.counties
@@ -154,6 +169,77 @@ class GeoData:
         """FIPS codes of counties whose bounding box meets ``bbox`` (candidates only)."""
         idx, ids = self._county_index
         return [ids[i] for i in idx.intersection(bbox)]
+
+    def _county_array(self, cand: npt.NDArray[np.int64]) -> npt.NDArray[np.object_]:
+        # Only the candidates' geometries: the mapping builds (and LRU-caches) each on
+        # access, so a small area never pays for all 3,233 1:500k outlines.
+        _, ids = self._county_index
+        return np.array([self.counties[ids[i]] for i in cand.tolist()], dtype=object)
+
+    def counties_touching(
+        self, polygons: BaseGeometry | None, circles: Sequence[Circle]
+    ) -> list[str]:
+        """Sorted FIPS codes of the counties an area (polygons and circles) touches.
+
+        What county-tagged clients are matched by, computed once per alert version at
+        ingest (never on a broadcaster's loop). Circles are exact to metres: counties
+        meeting a polygon inside the circle are in, those missing a polygon around it
+        are out, and only the few between get the exact distance test. Cost: R-tree
+        candidates by bounding box, then one vectorised prepared test per part.
+        """
+        idx, ids = self._county_index
+        found: set[int] = set()
+        if polygons is not None and not polygons.is_empty:
+            shapely.prepare(polygons)
+            cand = np.fromiter(idx.intersection(polygons.bounds), dtype=np.int64)
+            if cand.size:
+                found.update(cand[shapely.intersects(polygons, self._county_array(cand))].tolist())
+        for c in circles:
+            box = geo.circle_bbox(c)
+            cand = np.fromiter(idx.intersection(box), dtype=np.int64)
+            cand = cand[~np.isin(cand, np.fromiter(found, dtype=np.int64))]
+            if not cand.size:
+                continue
+            if box[0] > -180.0 or box[2] < 180.0:  # not wrapping 180 deg: lon/lat polygons hold
+                outer, inner = geo.circle_polygon(c), geo.circle_polygon(c, inside=True)
+                shapely.prepare(outer)
+                shapely.prepare(inner)
+                cand = cand[shapely.intersects(outer, self._county_array(cand))]
+                sure = shapely.intersects(inner, self._county_array(cand))
+                found.update(cand[sure].tolist())
+                cand = cand[~sure]
+            for i in cand.tolist():
+                if geo.circle_distance_km(c, self.counties[ids[i]]) <= c.radius_km:
+                    found.add(i)
+        return sorted(ids[i] for i in found)
+
+    def same_regions(self, codes: Sequence[str]) -> set[str]:
+        """County FIPS codes whose county-tagged clients a SAME-coded area is for.
+
+        A county code is its own county (renamed codes their new one), a whole-state
+        code every county of the state. The widened outline is NOT used: it reaches
+        ~100 m into every neighbour, and a county-tagged client there is no nearer
+        than that county's centre. Codes whose area another vintage divides differently
+        (Connecticut's counties and planning regions, 02261 and 02063/02066) also name
+        the other vintage's codes they overlap by more than a ~2 km strip, so a client
+        tagged with either code gets the alert. Unknown codes are skipped (``resolve_same``
+        refuses them first).
+        """
+        found: set[str] = set()
+        for code in codes:
+            state, county = code[1:3], code[3:6]
+            if county == "000":
+                found.update(c for c in self.counties if c.startswith(state))
+                continue
+            fips = _vintage.RENAMED.get(state + county, (state + county, ""))[0]
+            if fips not in self.counties:
+                continue
+            found.add(fips)
+            if fips in _vintage.RETIRED or fips in self.coarse:
+                core = self.counties[fips].buffer(-0.02)
+                if not core.is_empty:
+                    found.update(self.counties_touching(core, ()))
+        return found
 
     def states_touching(self, geom: BaseGeometry) -> list[str]:
         """State FIPS codes whose polygon meets ``geom``."""

@@ -3,7 +3,10 @@
 ``parse_json`` turns a JSON body into :class:`~amber_relay.model.AlertIn`;
 :func:`validate` checks times, geometry, limits and jurisdiction and resolves the area
 (GeoJSON polygons, circles, SAME counties) into an :class:`~amber_relay.model.AlertRecord`
-of version 0; storage assigns the version.
+of version 0; storage assigns the version. What broadcasters need to match the area
+(the counties it touches, its box, circles without repeats) is computed here, once,
+so no serving loop ever does county geometry. Every step's cost is bounded whatever
+the drawing (``_bounded``); callers run this off their event loop.
 """
 
 from __future__ import annotations
@@ -17,14 +20,15 @@ from shapely.geometry.base import BaseGeometry
 
 from . import geo, policy
 from ._antimeridian import crosses, unwrap_rings, wrap_to_world
+from ._bounded import Limits, check_parts
 from ._limits import json_length_reason
 from .agencies import Agency
 from .errors import Invalid, Malformed
 from .geodata import GeoData
-from .model import AlertContent, AlertIn, AlertRecord, Info, MultiPolygonGeometry
+from .model import AlertContent, AlertIn, AlertRecord, Circle, Info, MultiPolygonGeometry
 from .settings import Settings
 
-__all__ = ["Validated", "decode_utf8", "parse_json", "parse_time", "validate"]
+__all__ = ["Validated", "complete", "decode_utf8", "parse_json", "parse_time", "validate"]
 
 _json_decoder = msgspec.json.Decoder(AlertIn)
 
@@ -128,7 +132,8 @@ def _resolve_polygons(
             f"area.geometry has {len(polys)} polygons; the limit is {settings.max_polygons}",
             code="too_many_polygons",
         )
-    parts: list[tuple[str, BaseGeometry]] = []
+    drawn: list[tuple[str, shapely.Polygon]] = []
+    wrapped: set[str] = set()
     for i, rings in enumerate(polys):
         label = "area.geometry" if len(polys) == 1 else f"area.geometry polygon {i}"
         poly = geo.polygon_from_rings(rings, label)
@@ -136,12 +141,20 @@ def _resolve_polygons(
             # Read literally this ring is a band around the world; RFC 7946 §3.1.9.
             unwrapped = unwrap_rings(rings, label)
             poly = shapely.Polygon(unwrapped[0], unwrapped[1:])
-        fixed, reason = geo.repair(poly)
+            wrapped.add(label)
+        drawn.append((label, poly))
+    limits = Limits(
+        max_edge_pairs=settings.max_edge_pairs,
+        max_line_crossings=settings.max_line_crossings,
+        max_crossings=settings.max_repair_crossings,
+    )
+    parts: list[tuple[str, BaseGeometry]] = []
+    for label, fixed, reason in check_parts(drawn, limits):
         if reason is not None:
             warnings.append(
                 f"{label} was invalid ({reason}); repaired to the area its rings enclose"
             )
-        if crosses(rings):
+        if label in wrapped:
             fixed = wrap_to_world(fixed)
             warnings.append(
                 f"{label} crosses the antimeridian (an edge jumps more than 180 degrees of"
@@ -247,14 +260,16 @@ def validate(
     parts = _resolve_polygons(alert, settings, warnings)
     same_geoms, same_warnings = geodata.resolve_same(same, settings.same_widen_m)
     warnings.extend(same_warnings)
+    circles = geo.distinct_circles(area.circles)
     circle_parts = [
-        (f"area.circles[{i}]", wrap_to_world(geo.circle_polygon(c)))
-        for i, c in enumerate(area.circles)
+        (f"area.circles[{area.circles.index(c)}]", wrap_to_world(geo.circle_polygon(c)))
+        for c in circles
     ]
     geodata.check_jurisdiction(
         [*parts, *circle_parts], same, agency.jurisdiction, settings.jurisdiction_margin_km
     )
     union = shapely.union_all([g for _, g in parts] + same_geoms) if parts or same_geoms else None
+    matched = geo.Area(union, tuple(circles))
     infos = [
         Info(
             language=alert.language,
@@ -291,9 +306,42 @@ def validate(
         expires_ts=expires_ts,
         sent_ts=sent_ts,
         polygons=geo.to_multipolygon_coords(union),
-        circles=list(area.circles),
+        circles=circles,
         same=same,
         content=content,
         pending_photos=alert.photos,
+        regions=_regions(geodata, parts, circles, same),
+        bbox=matched.bbox,
     )
     return Validated(record, warnings)
+
+
+def _regions(
+    geodata: GeoData,
+    parts: list[tuple[str, BaseGeometry]],
+    circles: list[Circle],
+    same: list[str],
+) -> list[str]:
+    # Drawn shapes match the counties they touch; SAME codes match their own counties,
+    # not the neighbours their ~100 m widening reaches into.
+    drawn = shapely.union_all([g for _, g in parts]) if parts else None
+    return sorted(set(geodata.counties_touching(drawn, circles)) | geodata.same_regions(same))
+
+
+def complete(record: AlertRecord, geodata: GeoData) -> AlertRecord:
+    """``record`` with the matching facts :func:`validate` adds (regions, bbox, circles).
+
+    For records stored before records carried them: run off the event loop (it is
+    county geometry, bounded like ``validate``'s own lookup). Records that have them
+    come back unchanged.
+    """
+    if record.regions is not None:
+        return record
+    circles = geo.distinct_circles(record.circles)
+    area = geo.Area.from_coords(record.polygons, circles)
+    return msgspec.structs.replace(
+        record,
+        circles=circles,
+        regions=geodata.counties_touching(area.polygons, circles),
+        bbox=area.bbox,
+    )

@@ -233,7 +233,8 @@ class AlertRecord(Struct, frozen=True, kw_only=True):
 
     ``polygons`` is the resolved area (geometry, SAME counties) as MultiPolygon
     coordinates ``[[[lon, lat], ...]]``; circles stay circles so they are matched by
-    haversine distance, not a degree buffer.
+    haversine distance, not a degree buffer (repeats and circles inside others are
+    dropped at ingest).
     """
 
     id: str
@@ -247,6 +248,12 @@ class AlertRecord(Struct, frozen=True, kw_only=True):
     same: list[str] = []
     content: AlertContent
     pending_photos: list[PhotoIn] = []
+    regions: list[str] | None = None
+    """Sorted 5-digit FIPS codes of the counties the area touches (county-tagged
+    clients are matched by these); computed once at ingest, so broadcasters need no
+    county polygons. ``None`` in records written before it existed."""
+    bbox: tuple[float, float, float, float] | None = None
+    """(min_lon, min_lat, max_lon, max_lat) of the whole area, circles included."""
 
 
 def to_builtins(obj: object) -> object:

@@ -90,6 +90,24 @@ class Settings:
     max_circles: int = 100
     max_same_codes: int = 500
     max_radius_km: float = 1000.0
+    max_edge_pairs: int = 1_000_000
+    """Most pairs of an alert's polygon edges whose bounding boxes overlap (all parts
+    together): what checking, repairing and joining them costs grows with it (a sun of
+    2,000 thin spikes has ~1 M). Beyond it the area is refused (422 too_intricate)."""
+    max_line_crossings: int = 1000
+    """Most edges of an alert's polygons one line of latitude may cross: matching a point
+    costs every broadcaster about that many segment tests (a 20,000-vertex comb has
+    10,000). Beyond it the area is refused (422 too_intricate)."""
+    max_repair_crossings: int = 10_000
+    """Most edge crossings an area may have, all polygons together (within a polygon
+    touching counts; between polygons only proper crossings, so shared borders are
+    free): what repairing and joining cost grows with it (a 141-point star has ~9,700).
+    Beyond it 422 self_intersection names the first one."""
+    ingest_timeout_s: float = 5.0
+    """Bound on checking one alert off the event loop, waiting for a slot included;
+    beyond it the hook answers 503 ingest_busy with Retry-After."""
+    ingest_max_concurrent: int = 2
+    """Alerts checked at once per process (each within ~1 CPU-second and 256 MB)."""
     max_expires_s: int = 7 * 24 * 3600
     """How far in the future an alert may expire."""
     signature_tolerance_s: int = 300

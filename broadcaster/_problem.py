@@ -58,7 +58,11 @@ def problem_body(exc: Rejected) -> dict[str, object]:
 
 
 def from_rejected(exc: Rejected) -> Response:
-    body = problem_body(exc)
+    # A 503 refusal (busy, store down) is always worth retrying: say when.
+    headers = {"Retry-After": "1"} if exc.status == 503 else None
     return Response(
-        _enc.encode(body), status_code=exc.status, media_type="application/problem+json"
+        _enc.encode(problem_body(exc)),
+        status_code=exc.status,
+        media_type="application/problem+json",
+        headers=headers,
     )

@@ -61,13 +61,15 @@ class _Public:
             return problem(400, "Bad Request", "lat and lon must be numbers", code="bad_query")
         region = q.get("region")
         if region is not None:
-            if self.ctx.geodata.county(region) is None:
+            code = self.ctx.geodata.region_code(region)
+            if code is None:
                 return problem(
                     400,
                     "Bad Request",
                     f"unknown region {region!r}: expected a 5-digit county FIPS code",
                     code="bad_query",
                 )
+            region = code
         elif lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):
             return problem(
                 400,

@@ -15,10 +15,12 @@ import logging
 import random
 import time
 
+import msgspec
 from redis.exceptions import RedisError
 
-from amber_relay import metrics
+from amber_relay import ingest, metrics
 from amber_relay.logs import alert_context
+from amber_relay.model import AlertRecord
 from amber_relay.store import BadEntry, Event, Store
 
 from ._health import FeedState
@@ -58,7 +60,8 @@ async def follow(
         state.synced = False
         try:
             last = await store.last_event_id()
-            hub.sync(await store.active(), await store.ended())
+            active = {k: await _completed(r, hub) for k, r in (await store.active()).items()}
+            hub.sync(active, await store.ended())
             if synced.is_set():
                 state.resyncs += 1
             state.synced = True
@@ -83,6 +86,9 @@ async def follow(
                         bad = True
                         log.error("events stream: skipping entry %s: %s", entry_id, event.reason)
                         continue
+                    if event.record is not None and event.record.regions is None:
+                        record = await _completed(event.record, hub)
+                        event = msgspec.structs.replace(event, record=record)
                     _apply(hub, event, entry_id)
                 if len(batch) < _COUNT:
                     state.caught_up()
@@ -100,6 +106,14 @@ async def follow(
         except BaseException:
             state.synced = False
             raise
+
+
+async def _completed(record: AlertRecord, hub: Hub) -> AlertRecord:
+    # Records stored before they carried their counties (an upgrade with alerts
+    # active): add them off the loop, once, as ingest does now for every record.
+    if record.regions is not None:
+        return record
+    return await asyncio.to_thread(ingest.complete, record, hub.geodata)
 
 
 def _apply(hub: Hub, event: Event, entry_id: str) -> None:

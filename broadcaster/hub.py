@@ -75,6 +75,9 @@ class Hub:
     """Active alerts and sockets of one broadcaster process."""
 
     def __init__(self, geodata: GeoData, *, cell_deg: float) -> None:
+        # Kept for checking county codes clients send and for records stored before
+        # they carried their regions (the feed completes those off the loop); fan-out
+        # itself uses no county geometry.
         self.geodata = geodata
         self.index: SocketIndex[Socket] = SocketIndex(cell_deg)
         self.alerts: dict[str, _Active] = {}
@@ -86,6 +89,8 @@ class Hub:
         self._handles = itertools.count(1)
         self._clear_frames: dict[tuple[str, str], bytes] = {}
         self._welcome_frames: dict[tuple[str, int, float], bytes] = {}
+        self._by_region: dict[str, set[str]] = {}
+        """County code -> ids of the active alerts touching it."""
         self.generation = 0
         """Bumped on every change of the active set (ETag of the poll fallback)."""
 
@@ -129,12 +134,15 @@ class Hub:
             record=record,
             area=area,
             frame=_wire.frame_of(frames.Interrupt(alert=record.content)),
-            regions=frozenset(self._regions_touching(area)),
+            # Computed at ingest, off every loop: no county geometry here.
+            regions=frozenset(record.regions or ()),
             handle=next(self._handles),
         )
         if old is not None:
             self._rtree.delete(old.handle, old.area.bbox)
+            self._file_regions(old, add=False)
         self._rtree.insert(alert.handle, area.bbox, obj=record.id)
+        self._file_regions(alert, add=True)
         self.alerts[record.id] = alert
         self.ended.pop(record.id, None)
         self.generation += 1
@@ -161,17 +169,24 @@ class Hub:
         if alert is None:
             return 0
         self._rtree.delete(alert.handle, alert.area.bbox)
+        self._file_regions(alert, add=False)
         self.generation += 1
         n = self._send_all(alert.got, self._clear_frame(alert_id, reason))
         self.frames_sent["clear"] += n
         return n
 
-    def _regions_touching(self, area: Area) -> list[str]:
-        return [
-            fips
-            for fips in self.geodata.counties_intersecting(area.bbox)
-            if area.intersects_geometry(self.geodata.counties[fips])
-        ]
+    def _file_regions(self, alert: _Active, *, add: bool) -> None:
+        alert_id = alert.record.id
+        for region in alert.regions:
+            ids = self._by_region.get(region)
+            if add:
+                if ids is None:
+                    ids = self._by_region[region] = set()
+                ids.add(alert_id)
+            elif ids is not None:
+                ids.discard(alert_id)
+                if not ids:
+                    del self._by_region[region]
 
     def answer(
         self,
@@ -205,15 +220,8 @@ class Hub:
         if not alerts:
             return []
         if region is not None:
-            if len(alerts) <= _SCAN_MAX:
-                # regions is exact (counties the area touches): no geometry needed.
-                return [a for a in alerts.values() if region in a.regions]
-            geom = self.geodata.county(region)
-            if geom is None:
-                return []
-            ids = self._rtree.intersection(geom.bounds, objects="raw")
-            found = [alerts[str(i)] for i in ids]
-            return [a for a in found if region in a.regions]
+            # The carried regions are exact (counties the area touches): no geometry.
+            return [alerts[i] for i in self._by_region.get(region, ())]
         if lat is None or lon is None:
             return []
         if len(alerts) <= _SCAN_MAX:

@@ -155,9 +155,9 @@ async def serve(
     # A broken agencies file is a deploy error: fail before the slow geodata load.
     agencies = load_agencies(settings.agencies_file)
     geo = await asyncio.to_thread(geodata.load)
-    # The county R-tree is built on first use (~90 ms here): do it now, off the loop,
-    # not on the loop at the first alert's publish.
-    await asyncio.to_thread(geo.counties_intersecting, (0.0, 0.0, 0.0, 0.0))
+    # The county R-tree is built on first use (~90 ms here): do it now, off the loop. Only
+    # the hook's checks (in threads) use it: fan-out needs no county geometry.
+    await asyncio.to_thread(geo.counties_touching, None, [])
     try:
         public_states = pilot.parse_states(settings.public_states, geo.states)
     except ValueError as exc:

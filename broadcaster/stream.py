@@ -334,11 +334,11 @@ class Connection(asyncio.Protocol):
             if lat is not None or lon is not None:
                 self.close(1008, "give either lat and lon, or region, not both")
                 return False
-            if region not in self.server.hub.geodata.counties and (
-                self.server.hub.geodata.county(region) is None
-            ):
+            code = self.server.hub.geodata.region_code(region)
+            if code is None:
                 self.close(1008, f"unknown region {region}: expected a 5-digit county FIPS code")
                 return False
+            region = code
         elif lat is None or lon is None:
             self.close(1008, "give lat and lon, or region")
             return False

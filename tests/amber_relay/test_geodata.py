@@ -221,6 +221,20 @@ def test_resolve_same_several_codes_in_order(gd: GeoData) -> None:
 # --- check_jurisdiction ------------------------------------------------------------------
 
 
+def test_same_regions_are_the_named_counties_not_the_widened_neighbours(gd: GeoData) -> None:
+    """A SAME county code is for its own county's region clients, not its neighbours'."""
+    assert gd.same_regions(["048029"]) == {"48029"}
+    widened = gd.resolve_same(["048029"])[0][0]
+    assert "48013" in gd.counties_touching(widened, ())  # Atascosa, across the widened line
+
+
+def test_same_regions_whole_state_and_other_vintage(gd: GeoData) -> None:
+    """A whole-state code names every county; a CT region names the old counties it overlaps."""
+    assert gd.same_regions(["048000"]) == {c for c in gd.counties if c.startswith("48")}
+    ct = gd.same_regions(["009110"])
+    assert "09110" in ct and any(c in ct for c in ("09001", "09003", "09009", "09013"))
+
+
 def test_check_jurisdiction_polygon_inside_texas_passes(gd: GeoData) -> None:
     """A Texas agency's polygon around San Antonio is within its jurisdiction."""
     gd.check_jurisdiction([("area.geometry", box(-98.75, 29.25, -98.25, 29.75))], [], ["48"])
