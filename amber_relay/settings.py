@@ -165,6 +165,26 @@ class Settings:
     max_seen: int = 256
     move_min_interval_s: float = 1.0
     """Moves faster than this are rate-limited: one per interval is applied."""
+    stream_move_rate_per_s: float = 5.0
+    """Most ``move`` frames per second one socket may send (after a burst of
+    ``stream_rate_burst``); more closes it with 1008. Only one per
+    ``move_min_interval_s`` is applied either way."""
+    stream_ack_rate_per_s: float = 10.0
+    """Most ``ack`` frames per second one socket may send (after the burst); more: 1008."""
+    stream_ping_rate_per_s: float = 1.0
+    """Most WebSocket ping and pong frames per second one socket may send (after the
+    burst); more: 1008. The server pings every ``ping_interval_s``."""
+    stream_rate_burst: int = 20
+    """Frames of one kind (move, ack, ping) a socket may send back to back before its
+    per-second rate applies (a token bucket of this size per kind)."""
+    stream_max_fragments: int = 64
+    """Most WebSocket frames one fragmented text message may be split into (the
+    reassembled message is still bounded by ``max_frame_bytes``); more: 1008."""
+    stream_max_connections_per_address: int = 1024
+    """Most open stream connections from one source address, per serving process;
+    more are refused with HTTP 429; 0: no cap. Behind a load balancer every connection
+    comes from the balancer's address: raise this to the process's capacity (or 0)
+    there and cap per client at the balancer."""
     grid_deg: float = 0.125
     """Cell size of the broadcaster's bucket index of sockets."""
     stream_maxlen: int = 10_000

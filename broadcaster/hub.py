@@ -35,6 +35,9 @@ ClearReason = Literal["cancelled", "expired", "area_changed"]
 # Up to this many active alerts, hello/move scan them instead of querying the R-tree.
 _SCAN_MAX = 16
 StatKey = tuple[str, int, str]
+# Versions before the current one whose "sent" sets are kept for acks: a user may tap
+# a button on version 1 just as version 2 arrives.
+_EARLIER_VERSIONS = 4
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,14 @@ class _Active:
     regions: frozenset[str]
     handle: int
     got: set[Socket] = field(default_factory=set)
-    """Sockets that were sent (or had shown) the current version."""
+    """Sockets sent the current version on their connection: the only ones whose acks count."""
+    claims: set[Socket] = field(default_factory=set)
+    """Sockets not in ``got`` whose hello said they show this alert: they get its
+    cancel or update, but a claim is not a delivery and their acks never count."""
+    earlier: dict[int, set[Socket]] = field(default_factory=dict)
+    """``got`` of the previous versions (at most ``_EARLIER_VERSIONS``), for late acks."""
+    acked: dict[tuple[int, str], set[Socket]] = field(default_factory=dict)
+    """(version, event) -> sockets whose ack already counted: one per socket."""
     inside_cells: dict[Cell, int] = field(default_factory=dict)
 
 
@@ -153,9 +163,11 @@ class Hub:
             alert.got.update(chunk)
         if old is not None:
             left = old.got.difference(alert.got)
+            left.update(old.claims.difference(alert.got))
             if left:
                 n = self._send_all(left, self._clear_frame(record.id, "area_changed"))
                 self.frames_sent["clear"] += n
+            self._carry(old, alert)
         self.frames_sent["interrupt"] += sent
         self._count(record, "matched", matched)
         self._count(record, "delivered", sent)
@@ -171,7 +183,8 @@ class Hub:
         self._rtree.delete(alert.handle, alert.area.bbox)
         self._file_regions(alert, add=False)
         self.generation += 1
-        n = self._send_all(alert.got, self._clear_frame(alert_id, reason))
+        frame = self._clear_frame(alert_id, reason)
+        n = self._send_all(alert.got, frame) + self._send_all(alert.claims, frame)
         self.frames_sent["clear"] += n
         return n
 
@@ -187,6 +200,19 @@ class Hub:
                 ids.discard(alert_id)
                 if not ids:
                     del self._by_region[region]
+
+    @staticmethod
+    def _carry(old: _Active, new: _Active) -> None:
+        # Acks for the last few versions still count (sent sets) and still count once.
+        earlier = old.earlier
+        earlier[old.record.version] = old.got
+        while len(earlier) > _EARLIER_VERSIONS:
+            dropped = min(earlier)
+            del earlier[dropped]
+            for key in [k for k in old.acked if k[0] == dropped]:
+                del old.acked[key]
+        new.earlier = earlier
+        new.acked = old.acked
 
     def answer(
         self,
@@ -260,18 +286,19 @@ class Hub:
             self._deliver(sock, self.alerts[record.id])
         for alert_id, reason in answer.clears:
             sock.send(self._clear_frame(alert_id, reason))
-        # Alerts the client still shows must reach it with their cancel or update.
+        # Alerts the client still shows must reach it with their cancel or update; a
+        # claim is kept apart from ``got``: it was not sent here, so its acks never count.
         cleared = {alert_id for alert_id, _ in answer.clears}
         for alert_id, _ in shown:
             alert = self.alerts.get(alert_id)
-            if alert is not None and alert_id not in cleared:
-                alert.got.add(sock)
+            if alert is not None and alert_id not in cleared and sock not in alert.got:
+                alert.claims.add(sock)
 
     def moved(self, sock: Socket) -> None:
         """Re-file a socket after its tag changed and send alerts it entered."""
         self.index.add(sock)
         for a in self._live(self._covering(sock.lat, sock.lon, sock.region)):
-            if sock not in a.got:
+            if sock not in a.got and sock not in a.claims:
                 self._deliver(sock, a)
 
     def unfile(self, sock: Socket) -> None:
@@ -283,16 +310,32 @@ class Hub:
         self.index.remove(sock)
         for a in self.alerts.values():
             a.got.discard(sock)
+            a.claims.discard(sock)
+            for sent in a.earlier.values():
+                sent.discard(sock)
+            for done in a.acked.values():
+                done.discard(sock)
 
     def ack(self, sock: Socket, alert_id: str, version: int, event: str) -> None:
         """Count a user's action on an alert (shown, dismissed, call, more).
 
-        Only acks for an active alert this socket was sent, at a version that exists,
+        An ack counts at most once per socket, (id, version) and event, and only for
+        a version of an active alert this socket was sent on this connection (the
+        current one or one of the few before it). Claims in a hello's ``seen`` never
         count: a client cannot inflate an agency's figures or fill Redis with keys.
         """
         alert = self.alerts.get(alert_id)
-        if alert is None or sock not in alert.got or version > alert.record.version:
+        if alert is None:
             return
+        sent = alert.got if version == alert.record.version else alert.earlier.get(version)
+        if sent is None or sock not in sent:
+            return
+        done = alert.acked.get((version, event))
+        if done is None:
+            done = alert.acked[(version, event)] = set()
+        elif sock in done:
+            return
+        done.add(sock)
         self.stats[(alert_id, version, event)] += 1
 
     def take_stats(self) -> Counter[StatKey]:
@@ -304,6 +347,7 @@ class Hub:
 
     def _deliver(self, sock: Socket, a: _Active) -> None:
         a.got.add(sock)
+        a.claims.discard(sock)
         self._count(a.record, "matched", 1)
         if sock.send(a.frame):
             self._count(a.record, "delivered", 1)

@@ -6,18 +6,14 @@ rules (handshake, framing, UTF-8, close), this module moves bytes. There is no t
 per connection; timers are shared sweeps. Fan-out writes pre-built frames straight
 to the transport.
 
-Close codes sent to clients:
-
-- 4408: no hello within ``hello_timeout_s`` (a slow network, not a bad client: retry).
-- 1008 (policy violation): a second hello; a
-  frame before hello; a binary frame; a frame that is JSON but not a valid frame (the
-  reason names the JSON path); an unknown region.
-- 1007 (invalid data): not JSON; invalid UTF-8 (the library's own check).
-- 1009 (too big): a frame over ``max_frame_bytes``.
-- 1011 (internal error): a bug while handling the frame; logged.
-- slow clients: a socket whose write buffer passes ``write_limit_bytes`` is aborted
-  (TCP reset); a client that does not read cannot see a close frame anyway.
-- keepalive: a socket silent (no pong nor frame) for two ping sweeps is aborted.
+Close codes: 4408 no hello within ``hello_timeout_s`` (retryable); 1008 a second
+hello, a frame before hello, a binary frame, an invalid frame (the reason names the
+JSON path), an unknown region, or over a per-socket rate or the fragment count
+(:mod:`broadcaster._inbound`); 1007 not JSON or not UTF-8; 1009 a message over
+``max_frame_bytes``; 1011 a bug, logged. HTTP 429 instead of the handshake for an
+address holding ``stream_max_connections_per_address`` connections to this process.
+Slow clients (write buffer over ``write_limit_bytes``: they cannot read a close frame
+anyway) and silent ones (two ping sweeps) are aborted.
 """
 
 from __future__ import annotations
@@ -29,17 +25,18 @@ import socket
 import time
 from typing import cast
 
-import msgspec
-from websockets.frames import Frame, Opcode
+from websockets.frames import Frame
 from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
+from websockets.typing import Origin, Subprotocol
 
-from amber_relay import frames
 from amber_relay.settings import Settings
 
 from . import _wire
-from ._handshake import PATH, fast_accept
+from ._handshake import PATH, fast_accept, fast_path_allowed, too_many_connections
+from ._inbound import Inbound
+from ._limits import AddressCap, Peer, Rate
 from .hub import Hub
 from .index import Cell
 
@@ -50,6 +47,11 @@ log = logging.getLogger("amber_relay.stream")
 HELLO_TIMEOUT = 4408
 """Close code for a socket that sent no hello in time: retryable, unlike 1008."""
 _OPEN = State.OPEN
+# A close frame with its longest reason is 131 bytes: a read after our close frame
+# that is much longer is a client still sending, not one closing.
+_AFTER_CLOSE_BYTES = 1024
+# Longer reads are handed to the library in pieces of this size (see data_received).
+_FEED_BYTES = 512
 
 # The protocol of every socket that has sent nothing yet: never fed, never written
 # to, only read (its state is CONNECTING, so send() and close() skip the WebSocket
@@ -58,22 +60,54 @@ _PENDING = ServerProtocol()
 
 
 class StreamServer:
-    """Shared state of the stream's connections: the hub, settings, the sweeps."""
+    """Shared state of the stream's connections: the hub, settings, the sweeps.
 
-    def __init__(self, hub: Hub, settings: Settings, *, node: str) -> None:
+    ``origins`` and ``subprotocols`` are handed to the library's
+    :class:`ServerProtocol`; configuring either turns the fast handshake off, so the
+    library's checks apply to every request.
+    """
+
+    def __init__(
+        self,
+        hub: Hub,
+        settings: Settings,
+        *,
+        node: str,
+        origins: list[Origin | None] | None = None,
+        subprotocols: list[Subprotocol] | None = None,
+    ) -> None:
         self.hub = hub
         self.settings = settings
         self.node = node
         self.connections: set[Connection] = set()
         self.closed_slow = 0
         self.closed_rate_limited = 0
+        """Sockets closed (1008) for going over a per-socket rate (for the metrics)."""
         self.hellos = 0
         self.moves = 0
         """Plain counters read by the metrics sampler (no per-socket metrics calls)."""
+        self.cap = AddressCap(settings.stream_max_connections_per_address)
+        self._origins = origins
+        self._subprotocols = subprotocols
+        self.fast_handshake = fast_path_allowed(self.new_protocol())
+        burst = settings.stream_rate_burst
+        self.move_rate = Rate("move", settings.stream_move_rate_per_s, burst)
+        self.ack_rate = Rate("ack", settings.stream_ack_rate_per_s, burst)
+        self.ping_rate = Rate("ping/pong", settings.stream_ping_rate_per_s, burst)
+        self.too_many = too_many_connections(settings.stream_max_connections_per_address)
         self._sweep_handle: asyncio.TimerHandle | None = None
 
     def protocol_factory(self) -> Connection:
         return Connection(self)
+
+    def new_protocol(self, state: State = State.CONNECTING) -> ServerProtocol:
+        """The library's protocol for one socket, with this server's policy."""
+        return ServerProtocol(
+            origins=self._origins,
+            subprotocols=self._subprotocols,
+            state=state,
+            max_size=self.settings.max_frame_bytes,
+        )
 
     def start_sweeps(self) -> None:
         """Start the periodic keepalive/hello-timeout sweep on the running loop."""
@@ -107,7 +141,11 @@ class StreamServer:
         silent_since = now - 2 * self.settings.ping_interval_s
         pings = 0
         for conn in list(self.connections):
-            if conn.hello_done:
+            act = conn.act
+            if act is not None and act.closing_at:
+                if act.closing_at < hello_deadline:
+                    conn.abort()  # sent its close frame long ago and still not gone
+            elif conn.hello_done:
                 if conn.last_rx < silent_since:
                     conn.abort()
                 elif ping_due:
@@ -121,21 +159,18 @@ class StreamServer:
     def close_all(self, code: int = 1001, reason: str = "server shutting down") -> None:
         for conn in list(self.connections):
             conn.close(code, reason)
+            if conn.transport is not None:
+                conn.transport.close()  # shutting down: no lingering
 
 
-class Connection(asyncio.Protocol):
+class Connection(Inbound):
     """One client socket."""
 
     __slots__ = (
         "cell",
-        "hello_done",
-        "last_move",
         "last_rx",
-        "lat",
-        "lon",
         "opened_at",
-        "pending_move",
-        "region",
+        "peer",
         "server",
         "slot",
         "transport",
@@ -144,6 +179,7 @@ class Connection(asyncio.Protocol):
     )
 
     def __init__(self, server: StreamServer) -> None:
+        super().__init__()
         self.server = server
         # Made on the first bytes (fast handshake or the library's): see data_received.
         self.ws = _PENDING
@@ -152,21 +188,22 @@ class Connection(asyncio.Protocol):
         # into the library (_flush), so the fan-out's send() reads one slot instead of
         # a property on another object (~0.7 us per socket, 19k sockets per alert).
         self.writable = False
-        self.lat: float | None = None
-        self.lon: float | None = None
-        self.region: str | None = None
         self.cell: Cell | None = None
         self.slot = -1
-        self.hello_done = False
         self.opened_at = self.last_rx = time.monotonic()
-        self.last_move = 0.0
-        self.pending_move: asyncio.TimerHandle | None = None
+        self.peer: Peer | None = None
 
     # -- asyncio.Protocol --------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A TCP server's transport; uvloop's does not subclass asyncio.Transport.
         self.transport = transport = cast(asyncio.Transport, transport)
+        self.server.connections.add(self)
+        peer = transport.get_extra_info("peername")
+        # None means over its address's cap: refused (429) on its first bytes.
+        self.peer = self.server.cap.admit(str(peer[0]) if peer else "")
+        if self.peer is None:
+            return
         limit = self.server.settings.write_limit_bytes
         transport.set_write_buffer_limits(high=limit)
         sock = transport.get_extra_info("socket")
@@ -176,14 +213,31 @@ class Connection(asyncio.Protocol):
             # our own buffer, and its cap, ever grew. Pin it to the cap.
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, limit)
-        self.server.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
+        if self.closing():
+            self._after_close(data)
+            return
         self.last_rx = time.monotonic()
         ws = self.ws
         if ws is _PENDING:
+            if self.peer is None:
+                self._refuse()
+                return
             ws, data = self._open(data)
-        ws.receive_data(data)
+        if len(data) <= _FEED_BYTES:
+            self._feed(ws, data)
+            return
+        # A long read is parsed piece by piece: a flooder closed by its first frames
+        # must not have the rest of a 256 KiB read parsed for nothing.
+        view = memoryview(data)
+        for start in range(0, len(data), _FEED_BYTES):
+            if self.transport is None or self.closing():
+                return
+            self._feed(ws, view[start : start + _FEED_BYTES])
+
+    def _feed(self, ws: ServerProtocol, data: bytes | memoryview) -> None:
+        ws.receive_data(bytes(data) if isinstance(data, memoryview) else data)
         # A close frame in this read must stop sends made while handling its events.
         self.writable = self.transport is not None and ws.state is _OPEN
         for event in ws.events_received():
@@ -194,7 +248,7 @@ class Connection(asyncio.Protocol):
         self._flush()
 
     def eof_received(self) -> bool:
-        if self.ws is _PENDING:
+        if self.ws is _PENDING or self.closing():
             return False
         self.ws.receive_eof()
         self._flush()
@@ -202,9 +256,15 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
-        if self.pending_move is not None:
-            self.pending_move.cancel()
-            self.pending_move = None
+        if self.peer is not None:
+            self.server.cap.release(self.peer)
+            self.peer = None
+        act = self.act
+        if act is not None:
+            act.fragments = None
+            if act.pending_move is not None:
+                act.pending_move.cancel()
+                act.pending_move = None
         if self.hello_done:
             self.server.hub.closed(self)
         self.transport = None
@@ -236,13 +296,17 @@ class Connection(asyncio.Protocol):
         return True
 
     def close(self, code: int, reason: str) -> None:
-        """Send a close frame (reason cut to the 123 bytes allowed) and close the TCP stream."""
+        """Send a close frame (reason cut to the 123 bytes allowed) and end the TCP stream.
+
+        An open socket lingers (see :meth:`_flush`) until the client closes, at most
+        ``hello_timeout_s``; one without a WebSocket yet is closed at once.
+        """
         if self.transport is None:
             return
         if self.ws.state is _OPEN:
             self.ws.send_close(code, reason.encode()[:123].decode(errors="ignore"))
             self._flush()
-        if self.transport is not None:
+        elif not self.closing():
             self.transport.close()
 
     def abort(self) -> None:
@@ -255,7 +319,7 @@ class Connection(asyncio.Protocol):
     def _flush(self) -> None:
         t = self.transport
         self.writable = t is not None and self.ws.state is _OPEN
-        if t is None:
+        if t is None or self.closing():
             return
         for chunk in self.ws.data_to_send():
             if chunk:
@@ -264,17 +328,49 @@ class Connection(asyncio.Protocol):
                 t.close()
                 return
         if self.ws.close_expected():
+            # Our close frame is out. Closing now with a flooding client's bytes unread
+            # makes the kernel reset the connection, which can destroy the close frame
+            # unread: FIN after it, then wait for the client's close (_after_close) or
+            # EOF, or the sweep's abort after hello_timeout_s.
+            self.activity().closing_at = time.monotonic()
+            if t.can_write_eof():
+                t.write_eof()
+            else:
+                t.close()
+
+    def _after_close(self, data: bytes) -> None:
+        # Short reads after our close frame are parsed for the client's close (then
+        # the TCP close is ours); a long one, a client still flooding, stops reading:
+        # the sweep aborts the socket. Reading it would cost as much as serving it.
+        t = self.transport
+        if t is None:
+            return
+        if len(data) > _AFTER_CLOSE_BYTES:
+            t.pause_reading()
+            return
+        self.ws.receive_data(data)
+        self.ws.events_received()
+        if b"" in self.ws.data_to_send():  # the library's EOF: the close arrived
             t.close()
+
+    def _refuse(self) -> None:
+        # Over the address's cap: the whole 429 answer, then close; never parsed.
+        t = self.transport
+        if t is None:
+            return
+        self.transport = None
+        t.write(self.server.too_many)
+        t.close()
 
     def _open(self, data: bytes) -> tuple[ServerProtocol, bytes]:
         """This socket's protocol, made on its first bytes; and the bytes left to parse."""
-        max_size = self.server.settings.max_frame_bytes
-        fast = fast_accept(data)
+        server = self.server
+        fast = fast_accept(data) if server.fast_handshake else None
         if fast is None:
-            self.ws = ServerProtocol(max_size=max_size)
+            self.ws = server.new_protocol()
             return self.ws, data
         response, used = fast
-        self.ws = ServerProtocol(state=_OPEN, max_size=max_size)
+        self.ws = server.new_protocol(_OPEN)
         self.writable = self.transport is not None
         if self.transport is not None:
             self.transport.write(response)
@@ -288,86 +384,4 @@ class Connection(asyncio.Protocol):
         # For a refusal, send_response also half-closes (the library sends EOF).
         self.ws.send_response(response)
         # Flush now: a hello in the same read must not overtake the 101 response.
-        self._flush()
-
-    def _frame(self, frame: Frame) -> None:
-        if frame.opcode is Opcode.TEXT:
-            try:
-                msg = frames.decode_client(cast(bytes, frame.data))
-            except msgspec.ValidationError as exc:
-                self.close(1008, f"invalid frame: {exc}")
-                return
-            except msgspec.DecodeError as exc:
-                self.close(1007, f"not JSON: {exc}")
-                return
-            try:
-                self._message(msg)
-            except Exception:  # one client's frame must never take down the server
-                log.exception("error handling a client frame")
-                self.close(1011, "internal error")
-        elif frame.opcode is Opcode.BINARY:
-            self.close(1008, "binary frames are not accepted; send JSON text frames")
-
-    def _message(self, msg: frames.ClientFrame) -> None:
-        hub = self.server.hub
-        if isinstance(msg, frames.Hello):
-            if self.hello_done:
-                self.close(1008, "hello already received; send move to change location")
-                return
-            if not self._tag(msg.lat, msg.lon, msg.region):
-                return
-            if len(msg.seen) > self.server.settings.max_seen:
-                self.close(1008, f"seen lists at most {self.server.settings.max_seen} alerts")
-                return
-            self.hello_done = True
-            self.server.hellos += 1
-            hub.hello(self, msg.seen, self.server.node, self.server.settings.ping_interval_s)
-        elif not self.hello_done:
-            self.close(1008, "the first frame must be hello")
-        elif isinstance(msg, frames.Move):
-            self._move(msg)
-        else:
-            hub.ack(self, msg.id, msg.version, msg.event)
-
-    def _tag(self, lat: float | None, lon: float | None, region: str | None) -> bool:
-        if region is not None:
-            if lat is not None or lon is not None:
-                self.close(1008, "give either lat and lon, or region, not both")
-                return False
-            code = self.server.hub.geodata.region_code(region)
-            if code is None:
-                self.close(1008, f"unknown region {region}: expected a 5-digit county FIPS code")
-                return False
-            region = code
-        elif lat is None or lon is None:
-            self.close(1008, "give lat and lon, or region")
-            return False
-        self.lat, self.lon, self.region = lat, lon, region
-        return True
-
-    def _move(self, msg: frames.Move) -> None:
-        # Coalesce: at most one move per interval is applied, and the latest position
-        # always wins, so a burst of moves cannot make a client miss the area it ends in.
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        wait = self.last_move + self.server.settings.move_min_interval_s - now
-        if self.pending_move is not None:
-            self.pending_move.cancel()
-            self.pending_move = None
-        if wait > 0:
-            self.pending_move = loop.call_later(wait, self._apply_move, msg)
-        else:
-            self._apply_move(msg)
-
-    def _apply_move(self, msg: frames.Move) -> None:
-        self.pending_move = None
-        if self.transport is None:
-            return
-        hub = self.server.hub
-        hub.unfile(self)
-        if not self._tag(msg.lat, msg.lon, msg.region):
-            return
-        self.last_move = asyncio.get_running_loop().time()
-        self.server.moves += 1
-        hub.moved(self)
         self._flush()

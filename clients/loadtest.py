@@ -230,7 +230,12 @@ async def measure(
         if isinstance(target, AmberTarget) and args.api_url:
             target.attach(args.api_url, args.stream_url, args.agency, args.secret)
         elif isinstance(target, AmberTarget):
-            env = {"AMBER_PING_INTERVAL_S": str(args.ping_interval_s)}
+            env = {
+                "AMBER_PING_INTERVAL_S": str(args.ping_interval_s),
+                # Up to 10,000 clients per load process come from one 127.0.0.x address,
+                # as through a load balancer: the per-address cap must not apply.
+                "AMBER_STREAM_MAX_CONNECTIONS_PER_ADDRESS": "1000000",
+            }
             if args.write_limit_bytes:
                 env["AMBER_WRITE_LIMIT_BYTES"] = str(args.write_limit_bytes)
             await target.start(work, processes=args.processes, env=env)
