@@ -243,6 +243,8 @@ class GeoData:
 
     def states_touching(self, geom: BaseGeometry) -> list[str]:
         """State FIPS codes whose polygon meets ``geom``."""
+        if geom.is_empty:  # its bounds are NaN, which the R-tree refuses
+            return []
         idx, ids = self._state_index
         return sorted(
             ids[i] for i in idx.intersection(geom.bounds) if self.states[ids[i]].intersects(geom)

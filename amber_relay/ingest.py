@@ -256,6 +256,11 @@ def validate(
                 f"area.circles[{i}].radius_km {c.radius_km} exceeds {settings.max_radius_km} km",
                 code="radius_too_large",
             )
+        if c.radius_km < settings.min_radius_km:
+            raise Invalid(
+                f"area.circles[{i}].radius_km {c.radius_km} is below {settings.min_radius_km} km",
+                code="radius_too_small",
+            )
     _check_photos(alert, settings)
     parts = _resolve_polygons(alert, settings, warnings)
     same_geoms, same_warnings = geodata.resolve_same(same, settings.same_widen_m)

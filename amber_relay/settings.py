@@ -90,6 +90,9 @@ class Settings:
     max_circles: int = 100
     max_same_codes: int = 500
     max_radius_km: float = 1000.0
+    min_radius_km: float = 0.01
+    """Smallest circle accepted: below ~10 m a circle reaches no phone and its polygon
+    degenerates (a radius of 1e-196 km has no area at all)."""
     max_edge_pairs: int = 1_000_000
     """Most pairs of an alert's polygon edges whose bounding boxes overlap (all parts
     together): what checking, repairing and joining them costs grows with it (a sun of

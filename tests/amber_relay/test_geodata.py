@@ -235,6 +235,11 @@ def test_same_regions_whole_state_and_other_vintage(gd: GeoData) -> None:
     assert "09110" in ct and any(c in ct for c in ("09001", "09003", "09009", "09013"))
 
 
+def test_states_touching_an_empty_geometry_is_none(gd: GeoData) -> None:
+    """An empty geometry (a circle of radius 1e-196 km, say) touches no state, no crash."""
+    assert gd.states_touching(shapely.Polygon()) == []
+
+
 def test_check_jurisdiction_polygon_inside_texas_passes(gd: GeoData) -> None:
     """A Texas agency's polygon around San Antonio is within its jurisdiction."""
     gd.check_jurisdiction([("area.geometry", box(-98.75, 29.25, -98.25, 29.75))], [], ["48"])

@@ -311,6 +311,15 @@ def test_validate_radius_over_max_is_invalid(gd: GeoData) -> None:
     assert "area.circles[1].radius_km 50.5" in e.value.reason
 
 
+def test_validate_radius_under_min_is_invalid(gd: GeoData) -> None:
+    """A vanishing radius (1e-196 km, found by fuzzing) is Invalid, not a GEOS crash."""
+    c = {"lat": 30.0, "lon": -97.0, "radius_km": 2.3e-196}
+    with pytest.raises(Invalid) as e:
+        check(doc({"circles": [{"lat": 29.4, "lon": -98.5, "radius_km": 1}, c]}), gd)
+    assert e.value.code == "radius_too_small"
+    assert "area.circles[1].radius_km" in e.value.reason
+
+
 def test_validate_outside_jurisdiction_is_forbidden(gd: GeoData) -> None:
     """A Texas agency's area in Oklahoma is Forbidden (403), polygon and SAME alike."""
     okc = [[[-97.6, 35.4], [-97.4, 35.4], [-97.4, 35.6], [-97.6, 35.6], [-97.6, 35.4]]]
