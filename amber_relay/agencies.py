@@ -16,9 +16,21 @@ from pathlib import Path
 
 from .errors import AmberError
 
-__all__ = ["Agency", "load_agencies"]
+__all__ = ["Agency", "load_agencies", "namespaced_id"]
 
 _STATE = re.compile(r"^[0-9]{2}$")
+# No "/" (it separates the agency from the identifier in alert ids) and no ":" or ","
+# (the poll's seen=id:version,... syntax); short, so a hello's seen list stays small.
+_AGENCY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+
+
+def namespaced_id(agency_id: str, identifier: str) -> str:
+    """The public id of an agency's alert: ``<agency>/<identifier>``.
+
+    Alert ids are namespaced by agency so no agency can squat, shadow or cancel
+    another's alert by choosing the same identifier.
+    """
+    return f"{agency_id}/{identifier}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +62,12 @@ def load_agencies(path: str | Path | None) -> dict[str, Agency]:
     out: dict[str, Agency] = {}
     for agency_id, entry in table.items():
         where = f"agencies file {path}: agencies.{agency_id}"
+        if not _AGENCY_ID.fullmatch(agency_id):
+            raise AmberError(
+                f"{where}: an agency id is 1-32 letters, digits, '_', '.' or '-'"
+                " (it prefixes the agency's alert ids)",
+                code="bad_agencies_file",
+            )
         if not isinstance(entry, dict):
             raise AmberError(f"{where} must be a table", code="bad_agencies_file")
         secret = entry.get("secret")

@@ -53,6 +53,10 @@ class Settings:
     public_base_url: str | None = None
     """Public base URL of the API (the load balancer), for absolute photo links;
     ``None`` gives links relative to the API (``/media/<sha256>``)."""
+    public_stream_url: str | None = None
+    """The stream URL ``/v1/config`` names (``wss://alerts.example.org/v1/stream``);
+    ``None``: the host of ``public_base_url`` (else the bind address) and
+    ``stream_port``. Never taken from a request's Host header."""
     processes: int = 1
     """Broadcaster processes sharing the ports with SO_REUSEPORT (``serve --processes``)."""
     log_format: str = "text"
@@ -129,6 +133,29 @@ class Settings:
     outline, so that everyone inside the county is reached (docs/geodata.md: with the
     shipped outlines, any value from 31 to 111 m keeps the promise of covering 100 % of
     the county and reaching at most 161 m past it)."""
+    api_body_budget_bytes: int = 64 * 1024 * 1024
+    """Most request-body bytes one process holds in flight, all uploads together; a body
+    that would pass it is answered 503 with Retry-After instead of being buffered."""
+
+    # HTTP edge of the API port
+    api_header_timeout_s: float = 10.0
+    """A request's line and headers must arrive within this (from the connection or the
+    previous response); else 408 and close."""
+    api_body_timeout_s: float = 30.0
+    """A request body must arrive whole within this after its headers; else 408 and close."""
+    api_keepalive_timeout_s: float = 5.0
+    """An idle keep-alive connection is closed after this."""
+    api_max_connections: int = 2048
+    """Most open API connections per process; never more than a quarter of the process's
+    open-file limit, so the stream always keeps file descriptors to accept clients."""
+    api_max_connections_per_address: int = 128
+    """Most open API connections per peer address (the TCP peer: behind a load balancer
+    that is the balancer; 0 turns the cap off)."""
+    api_linger_s: float = 5.0
+    """After an early answer (413, 401) to a request whose body is still coming, read
+    and discard it this long before closing, so the client can read the answer."""
+    api_linger_max_bytes: int = 64 * 1024 * 1024
+    """Most bytes discarded while lingering, per connection."""
 
     # Photos
     photo_max_bytes: int = 5 * 1024 * 1024

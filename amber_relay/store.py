@@ -14,7 +14,7 @@ Keys (``P`` = ``settings.redis_prefix``; lifetimes in docs/operations.md)::
     P events                     stream: {"e": Event (msgpack)} for broadcasters
     P stats:<id>                 hash: "<version>:<figure>" -> count
     P nonce:<digest>             string: a used signature (replay cache)
-    P cap:<sender>,<identifier>  string: the alert id a CAP message belongs to
+    P cap:<agency>/<sender>,<identifier>  string: the alert id an agency's CAP message belongs to
     P media:<sha256>             bytes: a stored photo; P media:<sha256>:type its MIME type
     P media:<sha256>:users       set: ids of the active alerts showing it
     P agency:<agency>:alerts     zset: the agency's alert ids scored by last submission
@@ -135,8 +135,8 @@ class Keys:
     def nonce(self, digest: str) -> str:
         return f"{self.prefix}nonce:{digest}"
 
-    def cap(self, sender: str, identifier: str) -> str:
-        return f"{self.prefix}cap:{sender},{identifier}"
+    def cap(self, agency: str, sender: str, identifier: str) -> str:
+        return f"{self.prefix}cap:{agency}/{sender},{identifier}"
 
     def media(self, sha256: str) -> str:
         return f"{self.prefix}media:{sha256}"
@@ -362,16 +362,23 @@ class Store:
     async def forget_nonce(self, digest: str) -> None:
         await self.redis.delete(self.keys.nonce(digest))
 
-    async def remember_cap(self, sender: str, identifier: str, alert_id: str) -> None:
-        """Remember which alert a CAP message belongs to, for later ``references``."""
+    async def remember_cap(self, agency: str, sender: str, identifier: str, alert_id: str) -> None:
+        """Remember which alert an agency's CAP message belongs to, for its ``references``.
+
+        Keyed by agency: another agency citing the same message never finds this alert.
+        """
         k = self.keys
         await self._cap(
-            keys=[k.cap(sender, identifier), k.prefix + f"keys:{alert_id}", k.alert(alert_id)],
+            keys=[
+                k.cap(agency, sender, identifier),
+                k.prefix + f"keys:{alert_id}",
+                k.alert(alert_id),
+            ],
             args=[alert_id, self.retention_s],
         )
 
-    async def cap_alert_id(self, sender: str, identifier: str) -> str | None:
-        raw = await self.redis.get(self.keys.cap(sender, identifier))
+    async def cap_alert_id(self, agency: str, sender: str, identifier: str) -> str | None:
+        raw = await self.redis.get(self.keys.cap(agency, sender, identifier))
         return None if raw is None else _text(raw)
 
     async def put_media(self, sha256: str, data: bytes, mime_type: str) -> None:

@@ -3,8 +3,8 @@
 Routes:
 
 - ``POST /v1/alerts`` (signed): JSON or CAP 1.2 -> 202 ``{"id", "version", "status"}``
-- ``DELETE /v1/alerts/{id}`` (signed): cancel -> 202
-- ``GET /v1/alerts/{id}`` (signed): state and delivery figures per version
+- ``DELETE /v1/alerts/{agency}/{identifier}`` (signed): cancel -> 202
+- ``GET /v1/alerts/{agency}/{identifier}`` (signed): state and delivery figures per version
 - ``GET /v1/alerts/active?lat=&lon=`` or ``?region=`` (public): the hello answer
 - ``GET /media/{sha256}``: photos, immutable
 - ``POST /v1/alerts/preview``, ``GET /v1/alerts?state=`` (signed), ``GET /console``,
@@ -21,15 +21,17 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -37,12 +39,14 @@ from amber_relay import metrics, pilot
 from amber_relay.model import AlertIn
 
 from ._context import ApiContext, json_response, unavailable
-from ._problem import problem
+from ._problem import error_handlers, problem
 from .console import Console
 from .hook import AgencyHook
 from .preview import Preview
 
 __all__ = ["ApiContext", "create_app"]
+
+_FIPS5 = re.compile(r"[0-9]{5}")
 
 
 class _Public:
@@ -61,7 +65,8 @@ class _Public:
             return problem(400, "Bad Request", "lat and lon must be numbers", code="bad_query")
         region = q.get("region")
         if region is not None:
-            code = self.ctx.geodata.region_code(region)
+            # Exactly five ASCII digits: a county FIPS code (current or retired).
+            code = self.ctx.geodata.region_code(region) if _FIPS5.fullmatch(region) else None
             if code is None:
                 return problem(
                     400,
@@ -121,11 +126,20 @@ class _Public:
         )
 
     async def config(self, request: Request) -> Response:
-        """Where the page's stream is: same host; wss behind TLS (direct or at a proxy)."""
-        host = request.url.hostname or "127.0.0.1"
+        """Where the page's stream is, from settings only (never the request's Host).
+
+        ``public_stream_url`` when set; else the host of ``public_base_url`` (or the bind
+        address) and the stream port, wss behind TLS (direct or at a proxy).
+        """
+        if self.s.public_stream_url:
+            return json_response({"stream_url": self.s.public_stream_url})
+        base = urlsplit(self.s.public_base_url or "")
+        host = base.hostname or _bind_host(self.s.host)
+        if ":" in host:
+            host = f"[{host}]"
         proto = request.headers.get("x-forwarded-proto", request.url.scheme)
-        scheme = "wss" if proto == "https" else "ws"
-        return JSONResponse({"stream_url": f"{scheme}://{host}:{self.s.stream_port}/v1/stream"})
+        scheme = "wss" if "https" in (proto, base.scheme) else "ws"
+        return json_response({"stream_url": f"{scheme}://{host}:{self.s.stream_port}/v1/stream"})
 
     async def page(self, request: Request) -> Response:
         html = resources.files("clients").joinpath("web/index.html").read_text("utf-8")
@@ -178,6 +192,10 @@ class _Public:
         )
 
 
+def _bind_host(host: str) -> str:
+    return {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+
+
 def _parse_seen(raw: str) -> list[tuple[str, int]] | None:
     out: list[tuple[str, int]] = []
     for item in filter(None, raw.split(",")):
@@ -211,14 +229,16 @@ def create_app(ctx: ApiContext, extra_routes: Sequence[Route] = ()) -> Starlette
     hook = AgencyHook(ctx)
     console = Console(ctx, hook)
     return Starlette(
+        exception_handlers=error_handlers(),
         routes=[
             *extra_routes,
             Route("/v1/alerts", _counted(hook.post_alert), methods=["POST"]),
             Route("/v1/alerts", console.list_alerts, methods=["GET"]),
             Route("/v1/alerts/preview", Preview(ctx, hook).post_preview, methods=["POST"]),
             Route("/v1/alerts/active", api.active, methods=["GET"]),
-            Route("/v1/alerts/{alert_id}", hook.get_alert, methods=["GET"]),
-            Route("/v1/alerts/{alert_id}", _counted(hook.delete_alert), methods=["DELETE"]),
+            # Ids are <agency>/<identifier>: the route takes the slash.
+            Route("/v1/alerts/{alert_id:path}", hook.get_alert, methods=["GET"]),
+            Route("/v1/alerts/{alert_id:path}", _counted(hook.delete_alert), methods=["DELETE"]),
             Route("/media/{sha256}", api.media, methods=["GET"]),
             Route("/v1/config", api.config, methods=["GET"]),
             Route("/v1/schema/alert.json", api.schema, methods=["GET"]),
@@ -229,5 +249,5 @@ def create_app(ctx: ApiContext, extra_routes: Sequence[Route] = ()) -> Starlette
             Route("/v1/geo/states.json", console.states, methods=["GET"]),
             Route("/v1/geo/counties.json", console.counties, methods=["GET"]),
             Mount("/web", app=StaticFiles(packages=[("clients", "web")]), name="web"),
-        ]
+        ],
     )

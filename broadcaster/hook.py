@@ -1,7 +1,12 @@
 """The agency hook: signed POST/DELETE/GET of alerts, from bytes to a queued version.
 
-Every request is verified (agency, HMAC signature, freshness, single use) before its
-body is parsed. A 202 is sent only after the submission is in Redis and its job is
+Every request is verified before its body is read as far as headers allow (agency
+known, signature header well formed, timestamp fresh: else 401 without reading), then
+its body is read within the process's body budget, and its HMAC checked and spent
+(each signature accepted once, reads included) before the body is parsed. Alert ids
+are ``<agency>/<identifier>``: no agency can reach another's alert.
+
+A 202 is sent only after the submission is in Redis and its job is
 queued; if either fails the answer is 503 and the agency retries with a fresh
 signature (the same submission is idempotent).
 """
@@ -19,12 +24,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from amber_relay import cap, ingest, pilot, resubmit, signing
-from amber_relay.agencies import Agency
-from amber_relay.errors import Invalid, Rejected, TooLarge, Unauthorized, UnsupportedType
+from amber_relay.agencies import Agency, namespaced_id
+from amber_relay.errors import Invalid, Rejected, Unauthorized, UnsupportedType
 from amber_relay.logs import alert_context
 from amber_relay.model import AlertIn, AlertRecord
 from amber_relay.store import Submission
 
+from ._body import Aborted, BodyBudget, Busy
 from ._context import ApiContext, json_response, unavailable
 from ._offload import Offload
 from ._problem import from_rejected, problem
@@ -47,38 +53,22 @@ class AgencyHook:
         codes = pilot.parse_states(ctx.settings.public_states, ctx.geodata.states)
         self._pilot = {c: ctx.geodata.states[c] for c in sorted(codes)}
         self._offload = Offload(self.s.ingest_max_concurrent, self.s.ingest_timeout_s)
+        self._bodies = BodyBudget(ctx.settings.api_body_budget_bytes, ctx.settings.max_body_bytes)
 
-    async def _body(self, request: Request) -> bytes:
-        declared = request.headers.get("content-length")
-        limit = self.s.max_body_bytes
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise TooLarge(f"body of {declared} bytes exceeds the {limit}-byte limit")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise TooLarge(f"body exceeds the {limit}-byte limit")
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    async def _authenticate(self, request: Request, body: bytes) -> tuple[Agency, str]:
+    def _preauth(self, request: Request) -> tuple[Agency, signing.SignatureHeader]:
+        """What can be checked before reading the body: agency, header form, freshness."""
         agency_id = request.headers.get("x-amber-agency")
         if not agency_id:
             raise Unauthorized("missing X-Amber-Agency header", code="missing_agency")
         agency = self.ctx.agencies.get(agency_id)
         if agency is None:
-            raise Unauthorized(f"unknown agency {agency_id!r}", code="unknown_agency")
-        digest = signing.verify(
+            raise Unauthorized(f"unknown agency {agency_id[:64]!r}", code="unknown_agency")
+        parsed = signing.parse_header(
             request.headers.get("x-amber-signature"),
-            agency.secret,
-            request.method,
-            request.url.path,
-            body,
             now=self.ctx.clock(),
             tolerance_s=self.s.signature_tolerance_s,
         )
-        return agency, digest
+        return agency, parsed
 
     async def _use_nonce(self, digest: str) -> None:
         if not await self.ctx.store.use_nonce(digest, 2 * self.s.signature_tolerance_s):
@@ -87,30 +77,56 @@ class AgencyHook:
                 code="replayed_signature",
             )
 
-    async def _signed_write(
+    async def _signed(
         self, request: Request, act: Callable[[Agency, bytes], Awaitable[Response]]
     ) -> Response:
-        """Authenticate a write, spend its signature, run ``act``; map failures to problems."""
+        """Authenticate a request, spend its signature, run ``act``; map failures to problems.
+
+        The body is read only once the headers could be authentic, within the process's
+        body budget; every signature is accepted once (reads included).
+        """
         try:
-            body = await self._body(request)
-            agency, digest = await self._authenticate(request, body)
-            await self._use_nonce(digest)
-            response = await act(agency, body)
-            if response.status_code >= 500:
-                await self.ctx.store.forget_nonce(digest)
-            return response
+            agency, parsed = self._preauth(request)
+            async with self._bodies.read(request) as body:
+                digest = signing.check(
+                    parsed, agency.secret, request.method, request.url.path, body
+                )
+                await self._use_nonce(digest)
+                response = await act(agency, body)
+                if response.status_code >= 500:
+                    await self.ctx.store.forget_nonce(digest)
+                return response
         except Rejected as exc:
             return from_rejected(exc)
+        except Busy:
+            return problem(
+                503,
+                "Busy",
+                "too many request bodies are in flight on this server; retry shortly",
+                code="busy",
+                headers={"Retry-After": "1"},
+            )
+        except Aborted:
+            # Nobody is left to read it; the one log line was written by the reader.
+            return problem(400, "Bad Request", "upload aborted", code="aborted")
         except (RedisError, OSError) as exc:
             return unavailable(exc)
+
+    def _own_id(self, agency: Agency, raw: str) -> str | None:
+        """The full id of ``raw`` (``<agency>/<identifier>`` or a bare identifier) if it is
+        this agency's; None for another agency's namespace."""
+        owner, sep, _ = raw.partition("/")
+        if not sep:
+            return namespaced_id(agency.id, raw)
+        return raw if owner == agency.id else None
 
     async def post_alert(self, request: Request) -> Response:
         """``POST /v1/alerts``: a JSON or CAP alert, update or cancel."""
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype in _JSON_TYPES:
-            return await self._signed_write(request, self._post_json)
+            return await self._signed(request, self._post_json)
         if ctype in _CAP_TYPES:
-            return await self._signed_write(request, self._post_cap)
+            return await self._signed(request, self._post_cap)
         return from_rejected(
             UnsupportedType(
                 f"Content-Type {ctype or '(none)'!r} is not accepted; send"
@@ -130,7 +146,7 @@ class AgencyHook:
 
     async def _post_json(self, agency: Agency, body: bytes) -> Response:
         alert = await self._offload.run(ingest.parse_json, body)  # 4 MiB: ~20 ms of decoding
-        validated = await self._validate(alert, agency)
+        validated = await self._validate(alert, agency, namespaced_id(agency.id, alert.identifier))
         idem = f"json:{agency.id}:{alert.identifier}:{hashlib.sha256(body).hexdigest()}"
         public, notes = await self._in_pilot(validated.record)
         sub = Submission(
@@ -141,7 +157,7 @@ class AgencyHook:
             warnings=validated.warnings + notes,
             public=public,
         )
-        return await self._submit(idem, alert.identifier, sub)
+        return await self._submit(idem, validated.record.id, sub)
 
     async def _post_cap(self, agency: Agency, body: bytes) -> Response:
         # XML of up to max_body_bytes: parsed off the loop like JSON.
@@ -157,7 +173,7 @@ class AgencyHook:
                 " (send scope Public)",
                 code="cap_scope",
             )
-        alert_id = await self._cap_alert_id(msg)
+        aid = await self._cap_alert_id(agency, msg)
         warnings = list(msg.warnings)
         if msg.msg_type == "cancel":
             sub = Submission(
@@ -170,7 +186,7 @@ class AgencyHook:
         else:
             if msg.alert is None:
                 raise Invalid("CAP Alert/Update needs an <info> block", code="cap_missing_info")
-            validated = await self._validate(msg.alert, agency, alert_id)
+            validated = await self._validate(msg.alert, agency, aid)
             public, notes = await self._in_pilot(validated.record)
             sub = Submission(
                 kind="alert",
@@ -181,9 +197,12 @@ class AgencyHook:
                 note=msg.note,
                 public=public,
             )
-        response = await self._submit(msg.idempotency_key, alert_id, sub, reuse_check=True)
+        # CAP keys are the agency's own: another agency re-sending this message makes
+        # its own alert, never a replay of (or a claim on) this one.
+        idem = f"{agency.id}/{msg.idempotency_key}"
+        response = await self._submit(idem, aid, sub, reuse_check=True)
         if response.status_code == 202:
-            await self.ctx.store.remember_cap(msg.sender, msg.identifier, alert_id)
+            await self.ctx.store.remember_cap(agency.id, msg.sender, msg.identifier, aid)
         return response
 
     async def _in_pilot(self, record: AlertRecord) -> tuple[bool, list[str]]:
@@ -198,16 +217,16 @@ class AgencyHook:
             " stored, not delivered to the public"
         ]
 
-    async def _cap_alert_id(self, msg: cap.CapMessage) -> str:
+    async def _cap_alert_id(self, agency: Agency, msg: cap.CapMessage) -> str:
         if msg.incidents:
-            return msg.incidents[0]
+            return namespaced_id(agency.id, msg.incidents[0])
         for ref in msg.references:
-            known = await self.ctx.store.cap_alert_id(ref.sender, ref.identifier)
+            known = await self.ctx.store.cap_alert_id(agency.id, ref.sender, ref.identifier)
             if known is not None:
                 return known
         if msg.references:
-            return msg.references[0].identifier
-        return msg.identifier
+            return namespaced_id(agency.id, msg.references[0].identifier)
+        return namespaced_id(agency.id, msg.identifier)
 
     async def _submit(
         self, idem: str, alert_id: str, sub: Submission, *, reuse_check: bool = False
@@ -257,46 +276,51 @@ class AgencyHook:
             code="identifier_reused",
         )
 
+    def _unknown(self, agency: Agency, raw: str) -> Response:
+        return problem(
+            404, "Not Found", f"no alert {raw!r} of agency {agency.id!r}", code="alert_unknown"
+        )
+
     async def delete_alert(self, request: Request) -> Response:
         """``DELETE /v1/alerts/{id}``: cancel (idempotent per agency and id)."""
-        alert_id = request.path_params["alert_id"]
+        raw = request.path_params["alert_id"]
 
         async def cancel(agency: Agency, body: bytes) -> Response:
+            full = self._own_id(agency, raw)
+            if full is None:
+                return self._unknown(agency, raw)
             sub = Submission(kind="cancel", agency=agency.id, received_ts=self.ctx.clock())
-            return await self._submit(f"delete:{agency.id}:{alert_id}", alert_id, sub)
+            return await self._submit(f"delete:{full}", full, sub)
 
-        return await self._signed_write(request, cancel)
+        return await self._signed(request, cancel)
 
     async def get_alert(self, request: Request) -> Response:
         """``GET /v1/alerts/{id}``: state and delivery figures per version (own alerts only)."""
-        alert_id = request.path_params["alert_id"]
-        try:
-            agency, _ = await self._authenticate(request, await self._body(request))
-            meta = await self.ctx.store.meta(alert_id)
-            if not meta or meta.get("agency") != agency.id:
-                return problem(
-                    404,
-                    "Not Found",
-                    f"no alert {alert_id!r} of agency {agency.id!r}",
-                    code="alert_unknown",
-                )
-            stats = await self.ctx.store.stats(alert_id)
-        except Rejected as exc:
-            return from_rejected(exc)
-        except (RedisError, OSError) as exc:
-            return unavailable(exc)
-        figures = _FIGURES
-        versions = {
-            str(v): {f: stats.get(v, {}).get(f, 0) for f in figures}
-            for v in range(1, int(meta.get("latest", "0")) + 1)
+        raw = request.path_params["alert_id"]
+
+        async def read(agency: Agency, body: bytes) -> Response:
+            full = self._own_id(agency, raw)
+            meta = await self.ctx.store.meta(full) if full is not None else {}
+            if full is None or not meta or meta.get("agency") != agency.id:
+                return self._unknown(agency, raw)
+            return _status(full, meta, await self.ctx.store.stats(full))
+
+        return await self._signed(request, read)
+
+
+def _status(alert_id: str, meta: dict[str, str], stats: dict[int, dict[str, int]]) -> Response:
+    figures = _FIGURES
+    versions = {
+        str(v): {f: stats.get(v, {}).get(f, 0) for f in figures}
+        for v in range(1, int(meta.get("latest", "0")) + 1)
+    }
+    return json_response(
+        {
+            "id": alert_id,
+            "state": meta.get("state", "queued"),
+            "latest_version": int(meta.get("latest", "0")),
+            "applied_version": int(meta.get("applied", "0")),
+            "versions": versions,
+            "totals": {f: sum(v[f] for v in versions.values()) for f in figures},
         }
-        return json_response(
-            {
-                "id": alert_id,
-                "state": meta.get("state", "queued"),
-                "latest_version": int(meta.get("latest", "0")),
-                "applied_version": int(meta.get("applied", "0")),
-                "versions": versions,
-                "totals": {f: sum(v[f] for v in versions.values()) for f in figures},
-            }
-        )
+    )

@@ -39,6 +39,7 @@ from workers.tasks import apply
 from ._drain import drain
 from ._health import Health
 from ._tasks import supervise
+from ._edge import EdgeState, edge_protocol
 from .api import ApiContext, create_app
 from .feed import flush_stats, follow
 from .hub import Hub
@@ -232,6 +233,8 @@ async def serve(
         tasks.append(supervised("worker", lambda: run_worker(settings, redis_url)))
     config = uvicorn.Config(
         app,
+        http=edge_protocol(EdgeState(settings)),
+        timeout_keep_alive=settings.api_keepalive_timeout_s,  # type: ignore[arg-type]
         lifespan="off",
         log_level="warning",
         # uvicorn's own logging config would give its loggers handlers of their own

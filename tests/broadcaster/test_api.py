@@ -266,7 +266,7 @@ async def test_poll_fallback_answers_like_a_hello(system: System, agency: Agency
         if got.json()["alerts"]:
             break
         await __import__("asyncio").sleep(0.02)
-    assert [a["id"] for a in got.json()["alerts"]] == ["TX-POLL"]
+    assert [a["id"] for a in got.json()["alerts"]] == ["txdps/TX-POLL"]
     assert "max-age" in got.headers["cache-control"]
     again = await system.http.get(
         "/v1/alerts/active",
@@ -275,7 +275,7 @@ async def test_poll_fallback_answers_like_a_hello(system: System, agency: Agency
     )
     assert again.status_code == 304
     seen = await system.http.get(
-        "/v1/alerts/active", params={"lat": SA[0], "lon": SA[1], "seen": "TX-POLL:1"}
+        "/v1/alerts/active", params={"lat": SA[0], "lon": SA[1], "seen": "txdps/TX-POLL:1"}
     )
     assert seen.json() == {"alerts": [], "clears": []}
     outside = await system.http.get("/v1/alerts/active", params={"lat": 40.0, "lon": -75.0})

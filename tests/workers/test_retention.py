@@ -84,7 +84,7 @@ async def churn_one(ctx: dict[str, Any], base: AlertRecord, i: int) -> None:
     v, _, _ = await store.submit(f"json:txdps:{alert_id}:1", alert_id, sub)
     await apply(ctx, alert_id, v)
     if i % 5 == 0:
-        await store.remember_cap("txdps@example.gov", f"cap-{i}", alert_id)
+        await store.remember_cap("txdps", "txdps@example.gov", f"cap-{i}", alert_id)
     await store.add_stats({(alert_id, v, "delivered"): 3, (alert_id, v, "shown"): 1})
     sub2 = Submission(
         kind="alert",

@@ -1,0 +1,216 @@
+"""The API port's HTTP edge: uvicorn's h11 protocol with timeouts and connection caps.
+
+uvicorn bounds only the idle time between keep-alive requests. This protocol adds:
+
+- a header deadline (``api_header_timeout_s``) from the connection or the first byte of
+  a request to the end of its headers, and a body deadline (``api_body_timeout_s``)
+  from the headers to the end of the body: a half-sent request gets 408 and is closed;
+- a cap on open connections per peer address (``api_max_connections_per_address``,
+  429) and in all (``api_max_connections``, 503), the total never above a quarter of
+  the process's open-file limit, so the stream port always has descriptors to accept;
+- every answer the HTTP layer writes itself (the above, malformed requests) is
+  problem+json.
+
+After the application answered early (401, 413) while the body is still coming, the
+connection keeps reading and discarding it for ``api_linger_s`` (at most
+``api_linger_max_bytes``), like nginx's lingering close, so a client that sends its
+whole body before reading (urllib, most HTTP clients) reads the answer instead of a
+reset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import time
+from typing import ClassVar
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from amber_relay.settings import Settings
+
+from ._problem import raw_problem
+
+__all__ = ["EdgeState", "edge_protocol"]
+
+log = logging.getLogger("amber_relay.edge")
+
+_FD_SHARE = 4
+"""The API may hold at most 1/_FD_SHARE of the process's file descriptors."""
+
+
+class EdgeState:
+    """Connection counts of one API server (one process), shared by its connections."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        fd_cap = (
+            soft // _FD_SHARE if soft != resource.RLIM_INFINITY else settings.api_max_connections
+        )
+        self.max_connections = max(1, min(settings.api_max_connections, fd_cap))
+        self.open = 0
+        self.per_address: dict[str, int] = {}
+        self.refused = 0
+        self._last_log = 0.0
+
+    def note_refusal(self, why: str) -> None:
+        # A flood must not become a log flood: one line per 10 s with the count.
+        self.refused += 1
+        now = time.monotonic()
+        if now - self._last_log >= 10:
+            log.warning("API connections refused (%s); %d refused so far", why, self.refused)
+            self._last_log = now
+
+
+def edge_protocol(state: EdgeState) -> type[EdgeProtocol]:
+    """The protocol class for one uvicorn server, bound to its shared ``state``."""
+    return type("BoundEdgeProtocol", (EdgeProtocol,), {"edge": state})
+
+
+class EdgeProtocol(H11Protocol):
+    """uvicorn's h11 protocol with deadlines, connection caps and lingering close."""
+
+    edge: ClassVar[EdgeState]
+
+    _address = ""
+    _counted = False
+    _timer: asyncio.TimerHandle | None = None
+    _phase: str | None = None
+    _linger_left = 0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        e, s = self.edge, self.edge.settings
+        self._address = self.client[0] if self.client else ""
+        if e.open >= e.max_connections:
+            e.note_refusal(f"{e.open} open, the limit is {e.max_connections}")
+            self._refuse(503, "too many connections to this server; retry shortly", "busy")
+            return
+        per_address = e.per_address.get(self._address, 0)
+        cap = s.api_max_connections_per_address
+        if cap > 0 and per_address >= cap:
+            e.note_refusal(f"{per_address} open from one address, the limit is {cap}")
+            self._refuse(
+                429, f"more than {cap} connections from one address", "too_many_connections"
+            )
+            return
+        e.open += 1
+        e.per_address[self._address] = per_address + 1
+        self._counted = True
+        self._arm("headers")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        if self._counted:
+            self._counted = False
+            e = self.edge
+            e.open -= 1
+            left = e.per_address.get(self._address, 1) - 1
+            if left > 0:
+                e.per_address[self._address] = left
+            else:
+                e.per_address.pop(self._address, None)
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._phase == "linger":
+            self._linger_left -= len(data)
+            if self._linger_left < 0:
+                self.transport.close()
+            return
+        super().data_received(data)
+        self._track()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._track()
+
+    def send_400_response(self, msg: str) -> None:
+        self._disarm()
+        self.transport.write(
+            raw_problem(400, "Bad Request", "malformed HTTP request", code="malformed_http")
+        )
+        self._close_lingering()
+
+    def timeout_keep_alive_handler(self) -> None:
+        self._disarm()
+        super().timeout_keep_alive_handler()
+
+    # Deadlines
+
+    def _track(self) -> None:
+        """Arm the deadline of the phase the request is in, after bytes or a response."""
+        if self._phase == "linger":
+            return
+        theirs = self.conn.their_state
+        if theirs is h11.SEND_BODY:
+            if self._phase != "body":
+                self._arm("body")
+        elif theirs is h11.IDLE:
+            # Bytes of a next request are buffered: its headers are on the clock. With
+            # none, the connection is idle and uvicorn's keep-alive timer runs.
+            if self.conn.trailing_data[0] and self._phase != "headers":
+                self._arm("headers")
+            elif not self.conn.trailing_data[0] and self._phase == "body":
+                self._disarm()
+        elif self._phase is not None:
+            self._disarm()  # the request is whole: the application's turn
+
+    def _arm(self, phase: str) -> None:
+        self._disarm()
+        s = self.edge.settings
+        delay = s.api_header_timeout_s if phase == "headers" else s.api_body_timeout_s
+        self._phase = phase
+        self._timer = self.loop.call_later(delay, self._expired)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._phase != "linger":
+            self._phase = None
+
+    def _expired(self) -> None:
+        phase, self._timer = self._phase, None
+        if self.transport.is_closing():
+            return
+        if phase == "linger":
+            self.transport.close()
+            return
+        if self.cycle is None or not self.cycle.response_started:
+            s = self.edge.settings
+            limit = s.api_header_timeout_s if phase == "headers" else s.api_body_timeout_s
+            self.transport.write(
+                raw_problem(
+                    408,
+                    "Request Timeout",
+                    f"the request's {phase} did not arrive within {limit} s",
+                    code="request_timeout",
+                )
+            )
+        self.transport.close()
+
+    # Refusals and lingering close
+
+    def _refuse(self, status: int, detail: str, code: str) -> None:
+        title = "Too Many Requests" if status == 429 else "Service Unavailable"
+        self.transport.write(
+            raw_problem(status, title, detail, code=code, headers={"Retry-After": "1"})
+        )
+        self.transport.close()
+
+    def _close_lingering(self) -> None:
+        """Half-close after the answer, then read and drop what the client still sends."""
+        s = self.edge.settings
+        if not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self.transport.write_eof()
+        self._disarm()
+        self._phase = "linger"
+        self._linger_left = s.api_linger_max_bytes
+        self._timer = self.loop.call_later(s.api_linger_s, self._expired)
