@@ -24,7 +24,8 @@ import asyncio
 import logging
 import resource
 import time
-from typing import ClassVar
+from collections.abc import Iterable
+from typing import Any, ClassVar
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -80,9 +81,11 @@ class EdgeProtocol(H11Protocol):
     _timer: asyncio.TimerHandle | None = None
     _phase: str | None = None
     _linger_left = 0
+    _real: asyncio.Transport
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        self._real = transport
+        super().connection_made(_LingeringTransport(transport, self))
         e, s = self.edge, self.edge.settings
         self._address = self.client[0] if self.client else ""
         if e.open >= e.max_connections:
@@ -119,7 +122,7 @@ class EdgeProtocol(H11Protocol):
         if self._phase == "linger":
             self._linger_left -= len(data)
             if self._linger_left < 0:
-                self.transport.close()
+                self._real.close()
             return
         super().data_received(data)
         self._track()
@@ -179,7 +182,7 @@ class EdgeProtocol(H11Protocol):
         if self.transport.is_closing():
             return
         if phase == "linger":
-            self.transport.close()
+            self._real.close()
             return
         if self.cycle is None or not self.cycle.response_started:
             s = self.edge.settings
@@ -192,7 +195,7 @@ class EdgeProtocol(H11Protocol):
                     code="request_timeout",
                 )
             )
-        self.transport.close()
+        self._real.close()
 
     # Refusals and lingering close
 
@@ -201,16 +204,79 @@ class EdgeProtocol(H11Protocol):
         self.transport.write(
             raw_problem(status, title, detail, code=code, headers={"Retry-After": "1"})
         )
-        self.transport.close()
+        self._real.close()
 
     def _close_lingering(self) -> None:
         """Half-close after the answer, then read and drop what the client still sends."""
         s = self.edge.settings
-        if not self.transport.can_write_eof():
-            self.transport.close()
+        if self._real.is_closing() or not self._real.can_write_eof():
+            self._real.close()
             return
-        self.transport.write_eof()
+        self._real.write_eof()
+        self._real.resume_reading()
         self._disarm()
         self._phase = "linger"
         self._linger_left = s.api_linger_max_bytes
         self._timer = self.loop.call_later(s.api_linger_s, self._expired)
+
+
+class _LingeringTransport(asyncio.Transport):
+    """The connection's transport as uvicorn sees it: ``close()`` lingers when the client
+    is still sending the body of a request that was already answered (uvicorn closes
+    after a ``Connection: close`` answer, and a plain close would reset the connection
+    before the client reads the answer)."""
+
+    def __init__(self, real: asyncio.Transport, protocol: EdgeProtocol) -> None:
+        super().__init__()
+        self._real = real
+        self._protocol = protocol
+
+    def close(self) -> None:
+        p = self._protocol
+        if not self._real.is_closing() and p.conn.their_state is h11.SEND_BODY:
+            p._close_lingering()
+        else:
+            self._real.close()
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._real.write(data)
+
+    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
+        self._real.writelines(list_of_data)
+
+    def write_eof(self) -> None:
+        self._real.write_eof()
+
+    def can_write_eof(self) -> bool:
+        return self._real.can_write_eof()
+
+    def abort(self) -> None:
+        self._real.abort()
+
+    def is_closing(self) -> bool:
+        return self._real.is_closing()
+
+    def is_reading(self) -> bool:
+        return self._real.is_reading()
+
+    def pause_reading(self) -> None:
+        if self._protocol._phase != "linger":
+            self._real.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._real.resume_reading()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._real.get_extra_info(name, default)
+
+    def get_write_buffer_size(self) -> int:
+        return self._real.get_write_buffer_size()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._real.set_write_buffer_limits(high, low)
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._real.set_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._real.get_protocol()

@@ -200,7 +200,7 @@ def _parse_seen(raw: str) -> list[tuple[str, int]] | None:
     out: list[tuple[str, int]] = []
     for item in filter(None, raw.split(",")):
         alert_id, sep, version = item.rpartition(":")
-        if not sep or not alert_id or not version.isdigit():
+        if not sep or not alert_id or not (version.isascii() and version.isdigit()):
             return None
         out.append((alert_id, int(version)))
     return out

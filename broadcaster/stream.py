@@ -379,6 +379,9 @@ class Connection(Inbound):
     def _handshake(self, request: Request) -> None:
         if request.path.split("?", 1)[0] != PATH:
             response = self.ws.reject(404, f"no stream here; connect to {PATH}\n")
+        elif len(request.headers.get_all("Host")) != 1:
+            # HTTP/1.1 requires exactly one Host (RFC 9112 3.2); the library does not check.
+            response = self.ws.reject(400, "a WebSocket upgrade needs one Host header\n")
         else:
             response = self.ws.accept(request)
         # For a refusal, send_response also half-closes (the library sends EOF).
