@@ -1,8 +1,10 @@
 """HMAC-SHA256 request signatures of the agency hook (pure; the replay cache is the API's).
 
 ``X-Amber-Signature: t=<unix seconds>,v1=<hex>`` where ``<hex>`` is
-``HMAC_SHA256(secret, "<t>.<METHOD> <path>." + raw body)``. Method and path are signed
-so a signature made for one request cannot be replayed against another.
+``HMAC_SHA256(secret, "<t>.<METHOD> <path>." + raw body)``, where ``<path>`` includes
+``?<query>`` when the request has one. Method and path are signed so a signature made for
+one request cannot be replayed against another; the server accepts each signature once,
+so two identical reads within one second need a distinguishing query (``?n=<random>``).
 """
 
 from __future__ import annotations

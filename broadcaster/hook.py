@@ -89,12 +89,14 @@ class AgencyHook:
             agency, parsed = self._preauth(request)
             async with self._bodies.read(request) as body:
                 digest = signing.check(
-                    parsed, agency.secret, request.method, request.url.path, body
+                    parsed, agency.secret, request.method, _target(request), body
                 )
-                await self._use_nonce(digest)
+                # Spent per agency: no agency's request can use up another's signature.
+                nonce = f"{agency.id}/{digest}"
+                await self._use_nonce(nonce)
                 response = await act(agency, body)
                 if response.status_code >= 500:
-                    await self.ctx.store.forget_nonce(digest)
+                    await self.ctx.store.forget_nonce(nonce)
                 return response
         except Rejected as exc:
             return from_rejected(exc)
@@ -306,6 +308,14 @@ class AgencyHook:
             return _status(full, meta, await self.ctx.store.stats(full))
 
         return await self._signed(request, read)
+
+
+def _target(request: Request) -> str:
+    """What is signed of the URL: the path, and ``?query`` when there is one (so two
+    reads of one resource in one second can differ, each signature being single-use)."""
+    query = request.scope.get("query_string", b"")
+    path: str = request.url.path
+    return f"{path}?{query.decode('latin-1')}" if query else path
 
 
 def _status(alert_id: str, meta: dict[str, str], stats: dict[int, dict[str, int]]) -> Response:

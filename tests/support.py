@@ -159,15 +159,29 @@ class Client:
         await self.ws.close()
 
 
+_LIMITED = (
+    "import resource, runpy, sys; "
+    "resource.setrlimit(resource.RLIMIT_NOFILE, ({nofile}, {nofile})); "
+    "sys.argv[0] = 'amber-relay'; "
+    "runpy.run_module('amber_relay.cli', run_name='__main__')"
+)
+
+
 class ServerProcess:
     """``amber-relay <command>`` as a child process; ``ready`` is its JSON ready line."""
 
-    def __init__(self, args: Sequence[str], env: dict[str, str]) -> None:
+    def __init__(
+        self, args: Sequence[str], env: dict[str, str], *, nofile: int | None = None
+    ) -> None:
+        """Start it; ``nofile`` lowers the child's open-file limit (RLIMIT_NOFILE) first."""
         # The developer's own AMBER_* settings must not leak into a test's process.
         base = {k: v for k, v in os.environ.items() if not k.startswith("AMBER_")}
         full_env = {**base, **env}
+        launcher = ["-m", "amber_relay.cli"]
+        if nofile is not None:
+            launcher = ["-c", _LIMITED.format(nofile=nofile)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "amber_relay.cli", *args],
+            [sys.executable, *launcher, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

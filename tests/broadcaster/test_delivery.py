@@ -44,10 +44,10 @@ async def test_polygon_alert_reaches_inside_and_not_outside(system: System, agen
         dlon = d_m / 1000 / (KM_PER_DEG_LAT * math.cos(math.radians(lat0)))
         outside.append(await Client.open(system.stream_url, lat=lat0, lon=east + dlon))
     answer = await system.post(agency, alert_doc("TX-1", polygon=square(lat0, lon0, half)))
-    assert answer == {"id": "TX-1", "version": 1, "status": "accepted"}
+    assert answer == {"id": "txdps/TX-1", "version": 1, "status": "accepted"}
     for c in inside:
         frame = await c.next_of("interrupt")
-        assert frame["alert"]["id"] == "TX-1"
+        assert frame["alert"]["id"] == "txdps/TX-1"
         assert frame["alert"]["version"] == 1
         assert frame["alert"]["infos"][0]["headline"] == "AMBER Alert: test child"
     await system.sentinel(agency, outside, "SENTINEL")
@@ -65,7 +65,7 @@ async def test_circle_alert_is_exact_at_its_rim(system: System, agency: Agency) 
     doc = alert_doc("TX-CIRCLE", circles=[{"lat": lat0, "lon": lon0, "radius_km": radius_km}])
     await system.post(agency, doc)
     for c in inside:
-        assert (await c.next_of("interrupt"))["alert"]["id"] == "TX-CIRCLE"
+        assert (await c.next_of("interrupt"))["alert"]["id"] == "txdps/TX-CIRCLE"
     await system.sentinel(agency, outside, "SENTINEL")
 
 
@@ -76,7 +76,7 @@ async def test_hello_after_publish_gets_the_active_alert(system: System, agency:
     await first.next_of("interrupt")
     late = await Client.open(system.stream_url, lat=29.43, lon=-98.48)
     assert late.frames[0]["active"] == 1
-    assert (await late.next_of("interrupt"))["alert"]["id"] == "TX-2"
+    assert (await late.next_of("interrupt"))["alert"]["id"] == "txdps/TX-2"
 
 
 async def test_status_reports_matched_and_delivered(system: System, agency: Agency) -> None:

@@ -44,7 +44,7 @@ async def test_redis_down_gives_503_and_recovers(
             system.http, "POST", "/v1/alerts", agency, alert_doc("TX-F1", polygon=square(*SA, 0.1))
         )
         assert r.status_code == 202
-        assert (await c.next_of("interrupt"))["alert"]["id"] == "TX-F1"
+        assert (await c.next_of("interrupt"))["alert"]["id"] == "txdps/TX-F1"
         # appendfsync everysec: Redis may postpone the AOF write while an fsync is slow
         # (a loaded disk), and a SIGKILL then loses the last writes. Kill it once the
         # AOF buffer is written out, which is what this test is about.
@@ -70,13 +70,13 @@ async def test_redis_down_gives_503_and_recovers(
         own_redis.start()  # same port, same AOF: the accepted alert is still there
         back = time.monotonic()
         late = await Client.open(system.stream_url, lat=SA[0], lon=SA[1])
-        assert (await late.next_of("interrupt"))["alert"]["id"] == "TX-F1"
+        assert (await late.next_of("interrupt"))["alert"]["id"] == "txdps/TX-F1"
         r = await signed(
             system.http, "POST", "/v1/alerts", agency, alert_doc("TX-F3", polygon=square(*SA, 0.1))
         )
         assert r.status_code == 202, r.text
         for client in (c, late):
-            assert (await client.next_of("interrupt", timeout_s=20))["alert"]["id"] == "TX-F3"
+            assert (await client.next_of("interrupt", timeout_s=20))["alert"]["id"] == "txdps/TX-F3"
         print(
             f"\n[measure] redis restarted with AOF: new alert delivered to the old socket "
             f"{time.monotonic() - back:.2f} s after redis was back"
@@ -96,20 +96,20 @@ async def test_redis_restarted_without_aof_loses_alerts_and_says_so(
         async with running_system(settings.replace(redis_url=bare.url)) as system:
             c = await Client.open(system.stream_url, lat=SA[0], lon=SA[1])
             await system.post(agency, alert_doc("TX-N1", polygon=square(*SA, 0.1)))
-            assert (await c.next_of("interrupt"))["alert"]["id"] == "TX-N1"
+            assert (await c.next_of("interrupt"))["alert"]["id"] == "txdps/TX-N1"
             bare.kill()
             bare.start()
             back = time.monotonic()
             assert await c.next_of("clear", timeout_s=20) == {
                 "type": "clear",
-                "id": "TX-N1",
+                "id": "txdps/TX-N1",
                 "reason": "expired",
             }
             cleared = time.monotonic() - back
             r = await signed(system.http, "GET", "/v1/alerts/TX-N1", agency)
             assert r.status_code == 404
             await system.post(agency, alert_doc("TX-N2", polygon=square(*SA, 0.1)))
-            assert (await c.next_of("interrupt", timeout_s=20))["alert"]["id"] == "TX-N2"
+            assert (await c.next_of("interrupt", timeout_s=20))["alert"]["id"] == "txdps/TX-N2"
             print(
                 f"\n[measure] redis restarted without AOF: lost alert cleared on clients "
                 f"{cleared:.2f} s and new alert delivered {time.monotonic() - back:.2f} s "
@@ -137,10 +137,11 @@ async def test_slow_client_is_dropped_others_served_and_it_resyncs(
         await ws.send(json.dumps({"type": "hello", "lat": SA[0], "lon": SA[1], "seen": []}))
         assert json.loads(await ws.recv())["type"] == "welcome"
         started = time.monotonic()
-        names = [f"TX-SLOW-{i}" for i in range(60)]
+        names = [f"txdps/TX-SLOW-{i}" for i in range(60)]
         for name in names:  # ~2 KB frames; the slow client reads none of them
             await system.post(
-                agency, alert_doc(name, polygon=square(*SA, 0.1), description="x" * 2000)
+                agency,
+                alert_doc(name.partition("/")[2], polygon=square(*SA, 0.1), description="x" * 2000),
             )
             assert (await fast.next_of("interrupt"))["alert"]["id"] == name
         dropped = time.monotonic() - started

@@ -32,7 +32,7 @@ async def test_update_moves_the_area(system: System, agency: Agency) -> None:
     assert answer["version"] == 2
     assert await old_only.next_of("clear") == {
         "type": "clear",
-        "id": "TX-UPD",
+        "id": "txdps/TX-UPD",
         "reason": "area_changed",
     }
     frame = await new_only.next_of("interrupt")
@@ -48,8 +48,12 @@ async def test_delete_cancels_and_blocks_updates(system: System, agency: Agency)
     r = await signed(system.http, "DELETE", "/v1/alerts/TX-DEL", agency)
     assert r.status_code == 202, r.text
     assert r.json()["version"] == 2
-    assert await c.next_of("clear") == {"type": "clear", "id": "TX-DEL", "reason": "cancelled"}
-    assert (await system.status(agency, "TX-DEL"))["state"] == "cancelled"
+    assert await c.next_of("clear") == {
+        "type": "clear",
+        "id": "txdps/TX-DEL",
+        "reason": "cancelled",
+    }
+    assert (await system.status(agency, "txdps/TX-DEL"))["state"] == "cancelled"
     r = await signed(
         system.http,
         "POST",
@@ -73,11 +77,11 @@ async def test_delete_of_unknown_alert_is_404(system: System, agency: Agency) ->
 async def test_other_agency_cannot_touch_an_alert(
     system: System, agency: Agency, other_agency: Agency
 ) -> None:
-    """An alert id belongs to the agency that created it: others get 409 / 404."""
+    """An alert id belongs to the agency that created it: others get 404."""
     await system.post(agency, alert_doc("TX-OWN", polygon=square(*SAN_ANTONIO, 0.2)))
-    r = await signed(system.http, "DELETE", "/v1/alerts/TX-OWN", other_agency)
-    assert r.status_code == 409
-    r = await signed(system.http, "GET", "/v1/alerts/TX-OWN", other_agency)
+    r = await signed(system.http, "DELETE", "/v1/alerts/txdps/TX-OWN", other_agency)
+    assert r.status_code == 404
+    r = await signed(system.http, "GET", "/v1/alerts/txdps/TX-OWN", other_agency)
     assert r.status_code == 404
 
 
@@ -90,15 +94,19 @@ async def test_expiry_clears_and_deactivates(system: System, agency: Agency) -> 
     await c.next_of("interrupt")
     assert await c.next_of("clear", timeout_s=10) == {
         "type": "clear",
-        "id": "TX-EXP",
+        "id": "txdps/TX-EXP",
         "reason": "expired",
     }
     late = await Client.open(
-        system.stream_url, lat=SAN_ANTONIO[0], lon=SAN_ANTONIO[1], seen=[("TX-EXP", 1)]
+        system.stream_url, lat=SAN_ANTONIO[0], lon=SAN_ANTONIO[1], seen=[("txdps/TX-EXP", 1)]
     )
     assert late.frames[0]["active"] == 0
-    assert await late.next_of("clear") == {"type": "clear", "id": "TX-EXP", "reason": "expired"}
-    assert (await system.status(agency, "TX-EXP"))["state"] == "expired"
+    assert await late.next_of("clear") == {
+        "type": "clear",
+        "id": "txdps/TX-EXP",
+        "reason": "expired",
+    }
+    assert (await system.status(agency, "txdps/TX-EXP"))["state"] == "expired"
 
 
 async def test_same_submission_twice_is_idempotent(system: System, agency: Agency) -> None:
@@ -109,7 +117,9 @@ async def test_same_submission_twice_is_idempotent(system: System, agency: Agenc
     # a retry is signed anew (a fresh t), as the hook requires
     again = await signed(system.http, "POST", "/v1/alerts", agency, doc, t=int(time.time()) + 1)
     assert first.status_code == again.status_code == 202
-    assert first.json() == again.json() == {"id": "TX-IDEM", "version": 1, "status": "accepted"}
+    assert (
+        first.json() == again.json() == {"id": "txdps/TX-IDEM", "version": 1, "status": "accepted"}
+    )
     assert again.headers["amber-idempotent-replay"] == "true"
     await c.next_of("interrupt")
     await system.sentinel(agency, [c], "SENTINEL-IDEM")
@@ -131,8 +141,8 @@ async def test_same_codes_resolve_to_counties(system: System, agency: Agency) ->
     travis = await Client.open(system.stream_url, lat=AUSTIN[0], lon=AUSTIN[1])
     county = await Client.open(system.stream_url, region="48029")
     await system.post(agency, alert_doc("TX-SAME", same=["048029"]))
-    assert (await bexar.next_of("interrupt"))["alert"]["id"] == "TX-SAME"
-    assert (await county.next_of("interrupt"))["alert"]["id"] == "TX-SAME"
+    assert (await bexar.next_of("interrupt"))["alert"]["id"] == "txdps/TX-SAME"
+    assert (await county.next_of("interrupt"))["alert"]["id"] == "txdps/TX-SAME"
     await system.sentinel(agency, [travis], "SENTINEL-SAME")
 
 
@@ -172,8 +182,8 @@ async def test_cap_alert_update_cancel_chain(system: System, agency: Agency) -> 
     in_au = await Client.open(system.stream_url, lat=AUSTIN[0], lon=AUSTIN[1])
     t1, t2, t3 = cap_time(0), cap_time(1), cap_time(2)
     first = await system.post(agency, cap_message("Alert", "CAP-1", t1, SA_POLYGON), CAP)
-    assert first == {"id": "TX-CAP-INC-9", "version": 1, "status": "accepted"}
-    assert (await in_sa.next_of("interrupt"))["alert"]["id"] == "TX-CAP-INC-9"
+    assert first == {"id": "txdps/TX-CAP-INC-9", "version": 1, "status": "accepted"}
+    assert (await in_sa.next_of("interrupt"))["alert"]["id"] == "txdps/TX-CAP-INC-9"
     ref1 = f"amber@dps.example,CAP-1,{t1}"
     update = cap_message("Update", "CAP-2", t2, AUSTIN_CIRCLE, refs=ref1)
     assert (await system.post(agency, update, CAP))["version"] == 2
@@ -184,7 +194,7 @@ async def test_cap_alert_update_cancel_chain(system: System, agency: Agency) -> 
     assert (await system.post(agency, cancel, CAP))["version"] == 3
     assert await in_au.next_of("clear") == {
         "type": "clear",
-        "id": "TX-CAP-INC-9",
+        "id": "txdps/TX-CAP-INC-9",
         "reason": "cancelled",
     }
 

@@ -65,7 +65,7 @@ async def test_two_broadcasters_each_deliver_to_their_clients(
     await post(a["api_url"], agency, alert_doc("TX-PROC", polygon=square(*SA, 0.1)))
     for c in (on_a, on_b):
         frame = await c.next_of("interrupt")
-        assert frame["alert"]["id"] == "TX-PROC"
+        assert frame["alert"]["id"] == "txdps/TX-PROC"
 
 
 async def test_killed_broadcaster_clients_resync_without_loss_or_duplicates(
@@ -79,7 +79,7 @@ async def test_killed_broadcaster_clients_resync_without_loss_or_duplicates(
     ]
     await post(a["api_url"], agency, alert_doc("TX-K1", polygon=square(*SA, 0.1)))
     for c in clients:
-        assert (await c.next_of("interrupt"))["alert"]["id"] == "TX-K1"
+        assert (await c.next_of("interrupt"))["alert"]["id"] == "txdps/TX-K1"
     victim.kill()
     for c in clients:  # every socket of the dead process is closed under its client
         # nothing more was sent before the kill, so the next event is the close
@@ -93,11 +93,11 @@ async def test_killed_broadcaster_clients_resync_without_loss_or_duplicates(
         fresh = await restarted.wait_ready()
         for _ in clients:
             again = await Client.open(
-                fresh["stream_url"], lat=SA[0], lon=SA[1], seen=[("TX-K1", 1)]
+                fresh["stream_url"], lat=SA[0], lon=SA[1], seen=[("txdps/TX-K1", 1)]
             )
             assert again.frames[0]["active"] == 1
             frame = await again.next_of("interrupt")
-            assert frame["alert"]["id"] == "TX-K2"
+            assert frame["alert"]["id"] == "txdps/TX-K2"
             await again.close()
     finally:
         restarted.stop()

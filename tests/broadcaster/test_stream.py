@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 
 import pytest
 from redis.asyncio import Redis
@@ -24,11 +25,11 @@ async def test_offline_client_gets_missed_alert_once(system: System, agency: Age
     c = await Client.open(system.stream_url, lat=SA[0], lon=SA[1])
     await c.close()
     await system.post(agency, alert_doc("TX-MISS", polygon=square(*SA, 0.1)))
-    await system.wait_active("TX-MISS", *SA)
+    await system.wait_active("txdps/TX-MISS", *SA)
     back = await Client.open(system.stream_url, lat=SA[0], lon=SA[1])
     assert back.frames[0]["active"] == 1
     frame = await back.next_of("interrupt")
-    assert (frame["alert"]["id"], frame["alert"]["version"]) == ("TX-MISS", 1)
+    assert (frame["alert"]["id"], frame["alert"]["version"]) == ("txdps/TX-MISS", 1)
     await system.sentinel(agency, [back], "SENTINEL-MISS")
 
 
@@ -37,7 +38,7 @@ async def test_seen_alert_is_not_sent_again(system: System, agency: Agency) -> N
     await system.post(agency, alert_doc("TX-SEEN", polygon=square(*SA, 0.1)))
     first = await Client.open(system.stream_url, lat=SA[0], lon=SA[1])
     await first.next_of("interrupt")
-    again = await Client.open(system.stream_url, lat=SA[0], lon=SA[1], seen=[("TX-SEEN", 1)])
+    again = await Client.open(system.stream_url, lat=SA[0], lon=SA[1], seen=[("txdps/TX-SEEN", 1)])
     assert again.frames[0]["active"] == 0
     await system.post(agency, alert_doc("TX-SEEN", polygon=square(*SA, 0.1), headline="v2"))
     assert (await again.next_of("interrupt"))["alert"]["version"] == 2
@@ -56,8 +57,12 @@ async def test_cancel_while_offline_yields_clear(system: System, agency: Agency)
         if not poll.json()["alerts"]:
             break
         await asyncio.sleep(seconds(0.02))
-    back = await Client.open(system.stream_url, lat=SA[0], lon=SA[1], seen=[("TX-OFF", 1)])
-    assert await back.next_of("clear") == {"type": "clear", "id": "TX-OFF", "reason": "cancelled"}
+    back = await Client.open(system.stream_url, lat=SA[0], lon=SA[1], seen=[("txdps/TX-OFF", 1)])
+    assert await back.next_of("clear") == {
+        "type": "clear",
+        "id": "txdps/TX-OFF",
+        "reason": "cancelled",
+    }
 
 
 async def test_move_into_the_area_delivers_at_once(system: System, agency: Agency) -> None:
@@ -69,7 +74,7 @@ async def test_move_into_the_area_delivers_at_once(system: System, agency: Agenc
     await c.send({"type": "move", "lat": DALLAS[0] + 0.2, "lon": DALLAS[1]})
     await c.send({"type": "move", "lat": SA[0], "lon": SA[1]})
     frame = await c.next_of("interrupt")
-    assert frame["alert"]["id"] == "TX-MOVE"
+    assert frame["alert"]["id"] == "txdps/TX-MOVE"
 
 
 async def test_county_client_gets_polygon_over_part_of_its_county(
@@ -80,7 +85,7 @@ async def test_county_client_gets_polygon_over_part_of_its_county(
     bexar = await Client.open(system.stream_url, region="48029")
     dallas = await Client.open(system.stream_url, region="48113")
     await system.post(agency, alert_doc("TX-CTY", polygon=square(29.3, -98.6, 0.05)))
-    assert (await bexar.next_of("interrupt"))["alert"]["id"] == "TX-CTY"
+    assert (await bexar.next_of("interrupt"))["alert"]["id"] == "txdps/TX-CTY"
     await system.sentinel(agency, [dallas], "SENTINEL-CTY")
 
 
@@ -91,10 +96,10 @@ async def test_acks_feed_the_agency_figures(system: System, agency: Agency) -> N
     for c, events in zip(clients, (["shown", "call"], ["shown", "dismissed", "more"]), strict=True):
         await c.next_of("interrupt")
         for event in events:
-            await c.send({"type": "ack", "id": "TX-ACK", "version": 1, "event": event})
+            await c.send({"type": "ack", "id": "txdps/TX-ACK", "version": 1, "event": event})
     want = {"matched": 2, "delivered": 2, "shown": 2, "dismissed": 1, "call": 1, "more": 1}
     for _ in range(250):  # the stats flush runs every 50 ms in tests: bounded polling
-        r = await signed(system.http, "GET", "/v1/alerts/TX-ACK", agency)
+        r = await signed(system.http, "GET", f"/v1/alerts/TX-ACK?n={secrets.token_hex(6)}", agency)
         if r.json()["versions"]["1"] == want:
             break
         await asyncio.sleep(seconds(0.02))
@@ -129,7 +134,7 @@ async def test_bad_frame_closes_only_that_socket(
     assert closed.value.rcvd.code == code
     assert reason in closed.value.rcvd.reason
     await system.post(agency, alert_doc("TX-BY", polygon=square(*SA, 0.1)))
-    assert (await bystander.next_of("interrupt"))["alert"]["id"] == "TX-BY"
+    assert (await bystander.next_of("interrupt"))["alert"]["id"] == "txdps/TX-BY"
 
 
 async def test_second_hello_is_refused(system: System) -> None:
@@ -173,7 +178,7 @@ async def test_resume_holds_when_the_event_stream_is_lost(
     active set: poll-on-reconnect does not depend on the stream's history."""
     async with running_system(settings) as first:
         await first.post(agency, alert_doc("TX-LOST", polygon=square(*SA, 0.1)))
-        await first.wait_active("TX-LOST", *SA)
+        await first.wait_active("txdps/TX-LOST", *SA)
     assert settings.redis_url is not None
     redis = Redis.from_url(settings.redis_url)
     try:
@@ -182,4 +187,4 @@ async def test_resume_holds_when_the_event_stream_is_lost(
         await redis.aclose()
     async with running_system(settings) as second:
         c = await Client.open(second.stream_url, lat=SA[0], lon=SA[1])
-        assert (await c.next_of("interrupt"))["alert"]["id"] == "TX-LOST"
+        assert (await c.next_of("interrupt"))["alert"]["id"] == "txdps/TX-LOST"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,7 +210,9 @@ async def wait_applied(system: System, agency: Agency, alert_id: str, state: str
     nothing signals it to a test)."""
     async with asyncio.timeout(seconds(10)):
         while True:
-            r = await signed(system.http, "GET", f"/v1/alerts/{alert_id}", agency)
+            # Each signature is single-use: a random query makes every poll's unique.
+            path = f"/v1/alerts/{alert_id}?n={secrets.token_hex(6)}"
+            r = await signed(system.http, "GET", path, agency)
             if r.json().get("state") == state:
                 return
             await asyncio.sleep(0.02)
@@ -225,7 +228,7 @@ async def expect_sentinel_next(system: System, agency: Agency, client: AlertClie
     doc = alert_doc("SENTINEL", same=["048000"])  # Texas (a square would reach Mexico: 403)
     r = await signed(system.http, "POST", "/v1/alerts", national, doc)
     assert r.status_code == 202, r.text
-    await next_interrupt(client, "SENTINEL")
+    await next_interrupt(client, "ncmec/SENTINEL")
 
 
 async def test_client_yields_interrupt_posted_while_connected(
@@ -237,7 +240,7 @@ async def test_client_yields_interrupt_posted_while_connected(
         await states.wait_for("connected")
         assert client.connected
         await post(system, agency, "TX-C1", headline="AMBER Alert: C1")
-        event = await next_interrupt(client, "TX-C1")
+        event = await next_interrupt(client, "txdps/TX-C1")
         assert event.alert.version == 1
         assert client.info(event.alert).headline == "AMBER Alert: C1"
     assert not client.connected
@@ -252,7 +255,7 @@ async def test_client_shows_an_alert_once_across_a_reconnect(
     async with AlertClient(node.stream_url, lat=LAT, lon=LON, on_state=states, **FAST) as client:
         await states.wait_for("connected")
         await post(system, agency, "TX-R1")
-        await next_interrupt(client, "TX-R1")
+        await next_interrupt(client, "txdps/TX-R1")
 
         async def down() -> None:
             await states.wait_for("disconnected")
@@ -279,7 +282,7 @@ async def test_client_gets_alert_published_while_disconnected_exactly_once(
             await wait_applied(system, agency, "TX-D1", "active")
 
         await node.restart(down)
-        await next_interrupt(client, "TX-D1")
+        await next_interrupt(client, "txdps/TX-D1")
         assert client.welcome is not None and client.welcome.active == 1
         await expect_sentinel_next(system, agency, client)
 
@@ -292,7 +295,7 @@ async def test_client_yields_clear_for_cancel_while_disconnected(
     async with AlertClient(node.stream_url, lat=LAT, lon=LON, on_state=states, **FAST) as client:
         await states.wait_for("connected")
         await post(system, agency, "TX-X1")
-        await next_interrupt(client, "TX-X1")
+        await next_interrupt(client, "txdps/TX-X1")
 
         async def down() -> None:
             r = await signed(system.http, "DELETE", "/v1/alerts/TX-X1", agency)
@@ -301,7 +304,7 @@ async def test_client_yields_clear_for_cancel_while_disconnected(
 
         await node.restart(down)
         event = await next_event(client)
-        assert event == frames.Clear(id="TX-X1", reason="cancelled")
+        assert event == frames.Clear(id="txdps/TX-X1", reason="cancelled")
         await expect_sentinel_next(system, agency, client)
 
 
@@ -309,9 +312,9 @@ async def test_client_yields_newer_version_of_a_shown_alert(system: System, agen
     """An update (same id, version 2) of a shown alert is yielded again."""
     async with AlertClient(system.stream_url, lat=LAT, lon=LON) as client:
         await post(system, agency, "TX-U1", headline="AMBER Alert: first")
-        assert (await next_interrupt(client, "TX-U1")).alert.version == 1
+        assert (await next_interrupt(client, "txdps/TX-U1")).alert.version == 1
         await post(system, agency, "TX-U1", headline="AMBER Alert: update")
-        event = await next_interrupt(client, "TX-U1")
+        event = await next_interrupt(client, "txdps/TX-U1")
         assert event.alert.version == 2
         assert event.alert.headline == "AMBER Alert: update"
 
@@ -323,8 +326,8 @@ async def test_client_seen_file_survives_a_new_instance(
     path = tmp_path / "seen.json"
     async with AlertClient(system.stream_url, lat=LAT, lon=LON, seen_path=path) as first:
         await post(system, agency, "TX-S1")
-        await next_interrupt(first, "TX-S1")
-    assert json.loads(path.read_text())["shown"] == [["TX-S1", 1]]
+        await next_interrupt(first, "txdps/TX-S1")
+    assert json.loads(path.read_text())["shown"] == [["txdps/TX-S1", 1]]
     states = States()
     async with AlertClient(
         system.stream_url, lat=LAT, lon=LON, seen_path=path, on_state=states
@@ -350,11 +353,11 @@ async def test_client_polls_while_the_stream_is_unreachable(system: System, agen
     ) as client:
         await states.wait_for("polling")
         await post(system, agency, "TX-P1")
-        event = await next_interrupt(client, "TX-P1")
+        event = await next_interrupt(client, "txdps/TX-P1")
         assert event.alert.version == 1
         r = await signed(system.http, "DELETE", "/v1/alerts/TX-P1", agency)
         assert r.status_code == 202, r.text
-        assert await next_event(client) == frames.Clear(id="TX-P1", reason="cancelled")
+        assert await next_event(client) == frames.Clear(id="txdps/TX-P1", reason="cancelled")
         assert states.count("connected") == 0
 
 
@@ -376,7 +379,7 @@ async def test_client_hands_over_from_poll_to_socket_without_repeats(
     ) as client:
         await states.wait_for("polling")
         await post(system, agency, "TX-H1")
-        await next_interrupt(client, "TX-H1")
+        await next_interrupt(client, "txdps/TX-H1")
         node.gate.is_open = True
         await states.wait_for("connected")
         assert client.welcome is not None and client.welcome.active == 0
@@ -392,23 +395,25 @@ async def test_client_move_brings_the_alert_covering_the_new_place(
         await states.wait_for("connected")
         await post(system, agency, "TX-M1")
         await client.move(lat=LAT, lon=LON)
-        await next_interrupt(client, "TX-M1")
+        await next_interrupt(client, "txdps/TX-M1")
 
 
 async def test_client_ack_is_counted_by_the_server(system: System, agency: Agency) -> None:
     """A shown ack sent on the socket shows up in the alert's delivery figures."""
     async with AlertClient(system.stream_url, lat=LAT, lon=LON) as client:
         await post(system, agency, "TX-A1")
-        event = await next_interrupt(client, "TX-A1")
+        event = await next_interrupt(client, "txdps/TX-A1")
         assert await client.ack(event.alert.id, event.alert.version, "shown")
-        for bad in (("TX-A1", 1, "liked"), ("TX-A1", 0, "shown"), ("", 1, "shown")):
+        for bad in (("txdps/TX-A1", 1, "liked"), ("txdps/TX-A1", 0, "shown"), ("", 1, "shown")):
             with pytest.raises(ValueError):
                 await client.ack(*bad)  # type: ignore[arg-type]
         assert client.connected  # nothing bad was sent, so nothing was refused
     shown = 0
     async with asyncio.timeout(seconds(10)):
         while shown != 1:  # stats are flushed every 50 ms in tests: bounded polling
-            r = await signed(system.http, "GET", "/v1/alerts/TX-A1", agency)
+            r = await signed(
+                system.http, "GET", f"/v1/alerts/TX-A1?n={secrets.token_hex(6)}", agency
+            )
             shown = r.json()["versions"]["1"]["shown"]
             if shown != 1:
                 await asyncio.sleep(0.02)

@@ -78,7 +78,7 @@ async def test_listen_prints_the_interrupt_acks_it_and_exits_after_count(
             rest, _ = await proc.communicate()
         frame = json.loads(line)
         assert frame["type"] == "interrupt"
-        assert frame["alert"]["id"] == "TX-L1"
+        assert frame["alert"]["id"] == "txdps/TX-L1"
         assert frame["alert"]["version"] == 1
         assert frame["alert"]["infos"][0]["headline"] == "AMBER Alert: L1"
         assert rest == b""

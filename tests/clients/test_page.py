@@ -234,7 +234,7 @@ async def test_page_shows_interrupt_with_details_and_buttons(
     box = await overlay.bounding_box()
     assert box == {"x": 0, "y": 0, **DESKTOP}, box
     await page.screenshot(path=tmp_path / "interrupt-desktop.png", animations="disabled")
-    assert await seen_in_storage(page) == [["TX-PAGE-1", 1]]
+    assert await seen_in_storage(page) == [["txdps/TX-PAGE-1", 1]]
     tab.check_no_errors()
 
 
@@ -258,7 +258,7 @@ async def test_page_reload_does_not_show_a_seen_alert_again(
     assert answer["version"] == 2, answer
     await expect(overlay).to_be_visible(timeout=ms(10))
     await expect(overlay.locator("#alert-headline")).to_have_text("AMBER Alert: UPDATED")
-    assert await seen_in_storage(page) == [["TX-PAGE-2", 2]]
+    assert await seen_in_storage(page) == [["txdps/TX-PAGE-2", 2]]
     tab.check_no_errors()
 
 
