@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.broadcaster.test_lifecycle import CAP, SA_POLYGON, cap_message, cap_time
@@ -37,7 +39,19 @@ async def test_cap_message_resent_by_another_agency_cannot_steal_the_cancel(
     assert first["id"] == "txdps/CAP-X1"
     assert (await client.next_of("interrupt"))["alert"]["id"] == "txdps/CAP-X1"
 
-    resent = await system.post(national(agency), message, CAP)
+    # Signed a second later: a different signature even though the tests' agencies share
+    # a secret.
+    r = await signed(
+        system.http,
+        "POST",
+        "/v1/alerts",
+        national(agency),
+        message,
+        content_type=CAP,
+        t=int(time.time()) + 1,
+    )
+    assert r.status_code == 202, r.text
+    resent = r.json()
     assert resent["id"] != first["id"]
     assert resent["id"].startswith("ncmec/")
     await client.next_of("interrupt")  # B's own copy, under B's id
@@ -90,3 +104,30 @@ async def test_json_resend_by_another_agency_is_not_a_replay(
     a = await system.post(agency, doc)
     b = await system.post(national(agency), doc)
     assert (a["id"], b["id"]) == ("txdps/TX-SAME-DOC", "ncmec/TX-SAME-DOC")
+
+
+async def test_cap_message_key_of_another_agency_cannot_redirect_a_cancel(
+    system: System, agency: Agency
+) -> None:
+    """B sends a message with A's sender and identifier (its own incident): A's Cancel that
+    references A's message still cancels A's alert."""
+    client = await Client.open(system.stream_url, lat=SA[0], lon=SA[1])
+    t1 = cap_time(0)
+    await system.post(agency, cap_alert("CAP-Y1", t1), CAP)
+    assert (await client.next_of("interrupt"))["alert"]["id"] == "txdps/CAP-Y1"
+    hijack = cap_message("Alert", "CAP-Y1", cap_time(1), SA_POLYGON).replace(
+        b"TX-CAP-INC-9", b"B-INCIDENT"
+    )
+    await system.post(national(agency), hijack, CAP)
+    await client.next_of("interrupt")  # B's own alert
+    refs = f"amber@dps.example,CAP-Y1,{t1}"
+    cancel = cap_message("Cancel", "CAP-Y2", cap_time(2), SA_POLYGON, refs=refs).replace(
+        b"<incidents>TX-CAP-INC-9</incidents>", b""
+    )
+    answer = await system.post(agency, cancel, CAP)
+    assert answer["id"] == "txdps/CAP-Y1"
+    assert await client.next_of("clear") == {
+        "type": "clear",
+        "id": "txdps/CAP-Y1",
+        "reason": "cancelled",
+    }
