@@ -31,7 +31,8 @@ __all__ = [
 
 Lat = Annotated[float, Meta(ge=-90, le=90)]
 Lon = Annotated[float, Meta(ge=-180, le=180)]
-AlertId = Annotated[str, Meta(min_length=1, max_length=200)]
+# "<agency>/<identifier>": an agency id of up to 32 characters, "/", an identifier of up to 200.
+AlertId = Annotated[str, Meta(min_length=1, max_length=233)]
 Version = Annotated[int, Meta(ge=1)]
 Region = Annotated[str, Meta(pattern=r"^[0-9]{5}$")]
 ClearReason = Literal["cancelled", "expired", "area_changed"]

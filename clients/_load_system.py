@@ -336,7 +336,8 @@ class AmberTarget(Target):
         await self.post(alert_doc(ident, "02020", 256))  # Anchorage: far from every client
         async with asyncio.timeout(30):
             while True:
-                r = await self._signed("GET", f"/v1/alerts/{ident}")
+                # Each signature is accepted once: a random query makes each poll's unique.
+                r = await self._signed("GET", f"/v1/alerts/{ident}?n={secrets.token_hex(6)}")
                 if r.status_code == 200 and r.json().get("applied_version", 0) >= 1:
                     break
                 await asyncio.sleep(0.02)  # bounded by the timeout above

@@ -102,7 +102,9 @@ class Pool(Sink):
         if start < 0:
             return
         start += len(_ID_KEY)
-        k = self.ident_index.get(head[start : head.find(b'"', start)])
+        alert_id = head[start : head.find(b'"', start)]
+        # amber-relay's ids are "<agency>/<identifier>"; the raw baselines send the bare one.
+        k = self.ident_index.get(alert_id[alert_id.rfind(b"/") + 1 :])
         if k is None:
             return
         row = self.times[k]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from amber_relay.agencies import Agency, load_agencies
+from amber_relay.agencies import Agency, load_agencies, namespaced_id
 from amber_relay.errors import AmberError
 
 SECRET = "0123456789abcdef"
@@ -110,3 +110,21 @@ def test_load_agencies_jurisdiction_with_trailing_newline_is_refused(tmp_path: P
     path = write(tmp_path, f'[agencies.txdps]\nsecret = "{SECRET}"\njurisdiction = ["48\\n"]\n')
     with pytest.raises(AmberError, match="jurisdiction"):
         load_agencies(path)
+
+
+@pytest.mark.parametrize(
+    "agency_id", ['"tx/dps"', '"tx:dps"', '"tx,dps"', '"-tx"', '"a b"', "a" * 33]
+)
+def test_agency_ids_that_would_make_alert_ids_ambiguous_are_refused(
+    tmp_path: Path, agency_id: str
+) -> None:
+    """An agency id with '/', ':', ',', spaces or over 32 characters is refused, naming it."""
+    path = write(tmp_path, f'[agencies.{agency_id}]\nsecret = "{SECRET}"\njurisdiction = ["48"]\n')
+    with pytest.raises(AmberError) as e:
+        load_agencies(path)
+    assert "agency id" in e.value.reason
+
+
+def test_alert_ids_are_namespaced_by_agency() -> None:
+    """The public id of an agency's alert is ``<agency>/<identifier>``."""
+    assert namespaced_id("txdps", "TX-2026-0042") == "txdps/TX-2026-0042"
