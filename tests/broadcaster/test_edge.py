@@ -142,6 +142,21 @@ async def test_connections_per_address_are_capped(settings: Settings) -> None:
             w.close()
 
 
+async def test_total_connections_are_capped(settings: Settings) -> None:
+    """Over api_max_connections a new connection gets 503 problem+json with Retry-After."""
+    async with running_system(settings.replace(api_max_connections=2)) as system:
+        address = host_port(system.endpoints.api_url)
+        held = [await asyncio.open_connection(*address) for _ in range(2)]
+        reader, writer = await asyncio.open_connection(*address)
+        answer = await read_answer(reader)
+        writer.close()
+        assert answer.status == 503
+        assert answer.headers["retry-after"] == "1"
+        assert answer.json()["code"] == "busy"
+        for _, w in held:
+            w.close()
+
+
 async def test_bodies_in_flight_are_bounded(settings: Settings, agency: Agency) -> None:
     """Past the process's body budget a signed upload gets 503 + Retry-After, not buffered."""
     s = settings.replace(api_body_budget_bytes=MIB, api_body_timeout_s=30)

@@ -349,8 +349,8 @@ async def test_page_queues_alerts_and_shows_the_next_on_dismiss(
     await overlay.get_by_role("button", name="Dismiss").click()
     await expect(overlay).to_be_hidden()
     assert sorted(map(tuple, await seen_in_storage(page))) == [
-        ("TX-PAGE-6A", 1),
-        ("TX-PAGE-6B", 1),
+        ("txdps/TX-PAGE-6A", 1),
+        ("txdps/TX-PAGE-6B", 1),
     ]
     tab.check_no_errors()
 
