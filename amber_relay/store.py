@@ -13,7 +13,7 @@ Keys (``P`` = ``settings.redis_prefix``; lifetimes in docs/operations.md)::
     P expiries                   zset: id scored by expiry (unix seconds)
     P events                     stream: {"e": Event (msgpack)} for broadcasters
     P stats:<id>                 hash: "<version>:<figure>" -> count
-    P nonce:<digest>             string: a used signature (replay cache)
+    P nonce:<agency>/<digest>    string: a used signature (replay cache, per agency)
     P cap:<agency>/<sender>,<identifier>  string: the alert id an agency's CAP message belongs to
     P media:<sha256>             bytes: a stored photo; P media:<sha256>:type its MIME type
     P media:<sha256>:users       set: ids of the active alerts showing it
