@@ -8,7 +8,7 @@ import math
 import pytest
 
 from tests.conftest import System
-from tests.support import Agency, Client, alert_doc, seconds, signed, square
+from tests.support import Agency, Client, alert_doc, seconds, square
 
 pytestmark = pytest.mark.asyncio
 
@@ -88,8 +88,7 @@ async def test_status_reports_matched_and_delivered(system: System, agency: Agen
     for c in clients:
         await c.next_of("interrupt")
     for _ in range(200):  # the stats flush runs every 50 ms in tests; bounded polling
-        r = await signed(system.http, "GET", "/v1/alerts/TX-3", agency)
-        body = r.json()
+        body = await system.status(agency, "TX-3")
         if body["versions"]["1"]["delivered"] == 3:
             break
         await asyncio.sleep(seconds(0.02))

@@ -86,8 +86,7 @@ async def test_listen_prints_the_interrupt_acks_it_and_exits_after_count(
     shown = 0
     async with asyncio.timeout(seconds(10)):
         while shown != 1:  # stats are flushed every 50 ms in tests: bounded polling
-            r = await signed(system.http, "GET", "/v1/alerts/TX-L1", agency)
-            shown = r.json()["versions"]["1"]["shown"]
+            shown = (await system.status(agency, "TX-L1"))["versions"]["1"]["shown"]
             if shown != 1:
                 await asyncio.sleep(0.02)
 
