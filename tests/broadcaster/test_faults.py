@@ -65,6 +65,8 @@ async def test_redis_down_gives_503_and_recovers(
         assert r.headers["content-type"] == "application/problem+json"
         assert r.headers["retry-after"] == "5"
         assert r.json()["code"] == "store_unavailable"
+        # The answer names no internal address: not Redis's port, nor its error text.
+        assert str(own_redis.port) not in r.text and "Error" not in r.text, r.text
         await c.ws.ping()  # the socket is still served while Redis is down
 
         own_redis.start()  # same port, same AOF: the accepted alert is still there
