@@ -42,6 +42,32 @@ _FD_SHARE = 4
 """The API may hold at most 1/_FD_SHARE of the process's file descriptors."""
 
 
+class _OncePer10s(logging.Filter):
+    """Let uvicorn's per-request "Invalid HTTP request" warning through once per 10 s: a
+    flood of garbage must not become a flood of log lines (each is answered 400)."""
+
+    _MESSAGE = "Invalid HTTP request received."
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last = -10.0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg != self._MESSAGE:
+            return True
+        now = time.monotonic()
+        if now - self._last < 10:
+            return False
+        self._last = now
+        return True
+
+
+def _quiet_uvicorn() -> None:
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _OncePer10s) for f in uvicorn_log.filters):
+        uvicorn_log.addFilter(_OncePer10s())
+
+
 class EdgeState:
     """Connection counts of one API server (one process), shared by its connections."""
 
@@ -55,7 +81,8 @@ class EdgeState:
         self.open = 0
         self.per_address: dict[str, int] = {}
         self.refused = 0
-        self._last_log = 0.0
+        self._last_log = -10.0
+        _quiet_uvicorn()
 
     def note_refusal(self, why: str) -> None:
         # A flood must not become a log flood: one line per 10 s with the count.

@@ -263,6 +263,19 @@ async def test_malformed_http_is_problem_json(system: System) -> None:
     assert answer.headers["content-type"] == "application/problem+json"
 
 
+async def test_malformed_request_flood_logs_once(
+    system: System, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Fifty malformed requests are each answered 400 but cost one log line, not fifty."""
+    caplog.set_level(logging.WARNING)
+    for _ in range(50):
+        async with api_socket(system) as (reader, writer):
+            writer.write(b"NOT HTTP AT ALL\r\n\r\n")
+            assert (await read_answer(reader)).status == 400
+    invalid = [r for r in caplog.records if "Invalid HTTP request" in r.getMessage()]
+    assert len(invalid) <= 1, len(invalid)
+
+
 async def test_internal_errors_are_problem_json_without_their_text() -> None:
     """An unexpected exception becomes a 500 problem+json that does not carry its text."""
     import httpx
