@@ -125,7 +125,7 @@ async def test_client_through_haproxy_gets_an_alert(stack: Stack) -> None:
         assert ready.status_code == 200, ready.text
         r = await stack.post(http, alert_doc("TX-LB1", polygon=square(*SA, 0.1)))
     assert r.status_code == 202, r.text
-    assert (await c.next_of("interrupt"))["alert"]["id"] == "TX-LB1"
+    assert (await c.next_of("interrupt"))["alert"]["id"] == "txdps/TX-LB1"
     await c.close()
 
 
@@ -160,7 +160,7 @@ async def test_killed_broadcaster_clients_reconnect_through_haproxy(stack: Stack
         r = await stack.post(http, alert_doc("TX-LB2", polygon=square(*DAL, 0.1)))
         assert r.status_code == 202, r.text
         for c in clients:
-            assert (await c.next_of("interrupt"))["alert"]["id"] == "TX-LB2"
+            assert (await c.next_of("interrupt"))["alert"]["id"] == "txdps/TX-LB2"
         victim_node = stack.amber["broadcaster-1"].ready["node"]
         stack.amber["broadcaster-1"].kill()
         orphans = [c for c in clients if c.frames[0]["node"] == victim_node]
@@ -172,9 +172,9 @@ async def test_killed_broadcaster_clients_reconnect_through_haproxy(stack: Stack
         r = await stack.post(http, alert_doc("TX-LB3", polygon=square(*DAL, 0.2)))
         assert r.status_code == 202, r.text
     for _ in orphans:
-        again = await Client.open(stack.stream, lat=DAL[0], lon=DAL[1], seen=[("TX-LB2", 1)])
+        again = await Client.open(stack.stream, lat=DAL[0], lon=DAL[1], seen=[("txdps/TX-LB2", 1)])
         assert again.frames[0]["node"] != victim_node
-        assert (await again.next_of("interrupt"))["alert"]["id"] == "TX-LB3"
+        assert (await again.next_of("interrupt"))["alert"]["id"] == "txdps/TX-LB3"
         await again.close()
     # Back as `restart: unless-stopped` would bring it, for the next test.
     stack.amber["broadcaster-1"] = stack.compose.amber("broadcaster-1", stack.extra_env)
@@ -273,6 +273,7 @@ async def test_primary_killed_while_posting_every_100ms_loses_no_accepted_alert(
             while not set(accepted) <= set(shown):
                 frame = await c.next(timeout_s=30)
                 if frame["type"] == "interrupt":
-                    shown[frame["alert"]["id"]] += 1
+                    # Ids are "<agency>/<identifier>"; statuses are keyed by identifier.
+                    shown[frame["alert"]["id"].partition("/")[2]] += 1
         assert all(k == 1 for k in shown.values()), shown
         await c.close()

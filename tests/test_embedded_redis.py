@@ -59,7 +59,7 @@ async def test_scripts_run_without_a_system_redis_serves_alerts(
             doc = alert_doc("TX-EMB", polygon=square(*SA, 0.1))
             r = await signed(http, "POST", "/v1/alerts", agency, doc)
         assert r.status_code == 202, r.text
-        assert (await c.next_of("interrupt"))["alert"]["id"] == "TX-EMB"
+        assert (await c.next_of("interrupt"))["alert"]["id"] == "txdps/TX-EMB"
         await c.close()
     finally:
         proc.stop()

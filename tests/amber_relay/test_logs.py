@@ -48,13 +48,13 @@ async def test_json_logs_of_a_full_run_name_alerts_and_leak_nothing(
         async with httpx.AsyncClient(base_url=ready["api_url"], timeout=seconds(10)) as http:
             doc = alert_doc("TX-LOG1", polygon=square(*MOVED, 0.1))
             assert (await signed(http, "POST", "/v1/alerts", agency, doc)).status_code == 202
-            assert (await c.next_of("interrupt"))["alert"]["id"] == "TX-LOG1"
+            assert (await c.next_of("interrupt"))["alert"]["id"] == "txdps/TX-LOG1"
             doc = alert_doc("TX-LOG1", polygon=square(*MOVED, 0.1), headline="AMBER Alert: new")
             assert (await signed(http, "POST", "/v1/alerts", agency, doc)).status_code == 202
             assert (await c.next_of("interrupt"))["alert"]["version"] == 2
             r = await signed(http, "DELETE", "/v1/alerts/TX-LOG1", agency)
             assert r.status_code == 202
-            assert (await c.next_of("clear"))["id"] == "TX-LOG1"
+            assert (await c.next_of("clear"))["id"] == "txdps/TX-LOG1"
             forged = Agency(agency.id, "not-the-secret")
             assert (await signed(http, "POST", "/v1/alerts", forged, doc)).status_code == 401
         await c.close()
@@ -68,7 +68,7 @@ async def test_json_logs_of_a_full_run_name_alerts_and_leak_nothing(
     about = [e for e in logged if "TX-LOG1" in e.get("msg", "")]
     assert len(about) >= 3, lines  # published v1, v2, cleared
     for entry in about:
-        assert entry.get("alert_id") == "TX-LOG1" and isinstance(entry["version"], int), entry
+        assert entry.get("alert_id") == "txdps/TX-LOG1" and isinstance(entry["version"], int), entry
     for entry in logged:
         assert {"ts", "level", "logger", "msg"} <= set(entry) or entry.get("event") == "ready"
     text = "\n".join(lines)

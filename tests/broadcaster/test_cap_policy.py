@@ -112,11 +112,11 @@ async def test_ring_across_180_reaches_attu_not_london(open_system: System, agen
     r = await post(open_system, Agency(NATIONAL, agency.secret), cap("CAP-ALEUT", ring))
     assert r.status_code == 202, r.text
     assert any("antimeridian" in w for w in r.json()["warnings"])
-    assert (await at_attu.next_of("interrupt"))["alert"]["id"] == "CAP-ALEUT"
-    await open_system.wait_active("CAP-ALEUT", *ATTU)
-    assert "CAP-ALEUT" in await poll_ids(open_system, 52.0, -177.0)
-    assert "CAP-ALEUT" not in await poll_ids(open_system, *LONDON)
-    assert "CAP-ALEUT" not in await poll_ids(open_system, 52.0, 13.4)  # Berlin's longitude
+    assert (await at_attu.next_of("interrupt"))["alert"]["id"] == "ncmec/CAP-ALEUT"
+    await open_system.wait_active("ncmec/CAP-ALEUT", *ATTU)
+    assert "ncmec/CAP-ALEUT" in await poll_ids(open_system, 52.0, -177.0)
+    assert "ncmec/CAP-ALEUT" not in await poll_ids(open_system, *LONDON)
+    assert "ncmec/CAP-ALEUT" not in await poll_ids(open_system, 52.0, 13.4)  # Berlin's longitude
 
 
 async def test_multipolygon_split_at_180_reaches_attu(open_system: System, agency: Agency) -> None:
@@ -127,11 +127,11 @@ async def test_multipolygon_split_at_180_reaches_attu(open_system: System, agenc
     doc["area"] = {"geometry": {"type": "MultiPolygon", "coordinates": [[west], [east]]}}
     r = await post(open_system, Agency(NATIONAL, agency.secret), doc)
     assert r.status_code == 202, r.text
-    await open_system.wait_active("AK-SPLIT", *ATTU)
-    assert "AK-SPLIT" in await poll_ids(open_system, 52.0, -177.0)
-    assert "AK-SPLIT" not in await poll_ids(open_system, *LONDON)
+    await open_system.wait_active("ncmec/AK-SPLIT", *ATTU)
+    assert "ncmec/AK-SPLIT" in await poll_ids(open_system, 52.0, -177.0)
+    assert "ncmec/AK-SPLIT" not in await poll_ids(open_system, *LONDON)
     hello = await Client.open(open_system.stream_url, lat=ATTU[0], lon=ATTU[1])
-    assert (await hello.next_of("interrupt"))["alert"]["id"] == "AK-SPLIT"
+    assert (await hello.next_of("interrupt"))["alert"]["id"] == "ncmec/AK-SPLIT"
 
 
 # --- 3. event policy ---------------------------------------------------------------------

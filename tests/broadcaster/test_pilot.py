@@ -50,7 +50,7 @@ async def test_alert_outside_the_pilot_is_stored_not_public(
         national = Agency("ncmec", agency.secret)
         strip = [[[-98.6, 29.3], [-98.4, 29.3], [-98.4, 35.0], [-98.6, 35.0], [-98.6, 29.3]]]
         await system.post(national, alert_doc("US-PILOT", polygon=strip))
-        assert (await c.next_of("interrupt"))["alert"]["id"] == "US-PILOT"
+        assert (await c.next_of("interrupt"))["alert"]["id"] == "ncmec/US-PILOT"
         for _ in range(250):  # bounded: until the version is applied (milliseconds)
             status = await system.status(agency, "TX-PILOT")
             if status["applied_version"] == 1:

@@ -87,7 +87,7 @@ async def test_unreplicated_write_is_503_and_the_idempotent_retry_is_202(
             assert r.status_code == 202, r.text
             assert r.headers["amber-idempotent-replay"] == "true"
             # Whether or not the 503'd write was applied meanwhile, it is shown once.
-            assert (await c.next_of("interrupt"))["alert"]["id"] == "TX-W1"
+            assert (await c.next_of("interrupt"))["alert"]["id"] == "txdps/TX-W1"
             await system.sentinel(agency, [c], "TX-W-AFTER")
         finally:
             replica.stop()
@@ -117,6 +117,6 @@ async def test_replicated_write_is_202_at_once(
             c = await Client.open(system.stream_url, lat=SA[0], lon=SA[1])
             body = await system.post(agency, alert_doc("TX-W2", polygon=square(*SA, 0.1)))
             assert body["status"] == "accepted"
-            assert (await c.next_of("interrupt"))["alert"]["id"] == "TX-W2"
+            assert (await c.next_of("interrupt"))["alert"]["id"] == "txdps/TX-W2"
     finally:
         replica.stop()
