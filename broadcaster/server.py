@@ -295,6 +295,10 @@ async def serve(
         if http_task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(http_task, 5)
+        # A fast apply still running holds a Redis connection: end it before closing the
+        # pool (the queued job applies that version anyway).
+        if fast_tasks:
+            await _cancel_all(list(fast_tasks))
         await redis.aclose()
         await feed_redis.aclose()
         await arq.aclose()
