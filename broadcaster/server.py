@@ -37,9 +37,9 @@ from workers.queue import connect, enqueue_apply
 from workers.tasks import apply
 
 from ._drain import drain
+from ._edge import EdgeState, edge_protocol
 from ._health import Health
 from ._tasks import supervise
-from ._edge import EdgeState, edge_protocol
 from .api import ApiContext, create_app
 from .feed import flush_stats, follow
 from .hub import Hub
