@@ -120,10 +120,10 @@ async def test_border_same_alerts_reach_30_m_inside_and_not_300_m_outside(
         got = set()
         while True:
             frame = await client.next_of("interrupt")
-            if frame["alert"]["id"] == "sentinel":
+            if frame["alert"]["id"] == "ncmec/sentinel":
                 break
             got.add(frame["alert"]["id"])
-        assert (f"same-{target}" in got) is expected, (target, client.frames)
+        assert (f"ncmec/same-{target}" in got) is expected, (target, client.frames)
     for client, _, _ in clients:
         await client.close()
     # The poll fallback answers the same.
@@ -131,11 +131,11 @@ async def test_border_same_alerts_reach_30_m_inside_and_not_300_m_outside(
         for (lat, lon), expected in [*((p, True) for p in inside), *((p, False) for p in outside)]:
             r = await system.http.get("/v1/alerts/active", params={"lat": lat, "lon": lon})
             ids = {a["id"] for a in r.json()["alerts"]}
-            assert (f"same-{target}" in ids) is expected, (target, lat, lon, ids)
+            assert (f"ncmec/same-{target}" in ids) is expected, (target, lat, lon, ids)
         for region, expected in ((target, True), (far[target], False)):
             r = await system.http.get("/v1/alerts/active", params={"region": region})
             ids = {a["id"] for a in r.json()["alerts"]}
-            assert (f"same-{target}" in ids) is expected, (target, region, ids)
+            assert (f"ncmec/same-{target}" in ids) is expected, (target, region, ids)
 
 
 def _far_county(outlines: dict[str, BaseGeometry], target: str) -> str:

@@ -79,7 +79,7 @@ async def test_bad_entry_is_logged_once_and_skipped(
     entry = (await redis.xadd(system.settings.redis_prefix + "events", fields)).decode()  # type: ignore[arg-type]
     started = time.monotonic()
     await system.post(agency, alert_doc("TX-AFTER-BAD", polygon=square(*SA, 0.1)))
-    assert (await c.next_of("interrupt"))["alert"]["id"] == "TX-AFTER-BAD"
+    assert (await c.next_of("interrupt"))["alert"]["id"] == "txdps/TX-AFTER-BAD"
     print(
         f"\n[measure] bad entry ({what}) -> next alert delivered in "
         f"{time.monotonic() - started:.3f} s"
@@ -107,7 +107,7 @@ async def test_feed_connection_killed_mid_read_recovers(
         await redis.client_kill_filter(_id=reader["id"])
     killed = time.monotonic()
     await system.post(agency, alert_doc("TX-AFTER-KILL", polygon=square(*SA, 0.1)))
-    assert (await c.next_of("interrupt"))["alert"]["id"] == "TX-AFTER-KILL"
+    assert (await c.next_of("interrupt"))["alert"]["id"] == "txdps/TX-AFTER-KILL"
     print(
         f"\n[measure] feed connection killed -> alert delivered in "
         f"{time.monotonic() - killed:.3f} s"
@@ -153,7 +153,7 @@ async def test_readyz_follows_redis_and_feed_lag(
         )
         c = await Client.open(system.stream_url, lat=SA[0], lon=SA[1])
         await system.post(agency, alert_doc("TX-BACK", polygon=square(*SA, 0.1)))
-        assert (await c.next_of("interrupt", timeout_s=20))["alert"]["id"] == "TX-BACK"
+        assert (await c.next_of("interrupt", timeout_s=20))["alert"]["id"] == "txdps/TX-BACK"
 
 
 async def test_periodic_resync_forgets_end_markers_past_retention(
@@ -164,20 +164,20 @@ async def test_periodic_resync_forgets_end_markers_past_retention(
     local = settings.replace(retention_s=1, feed_resync_s=0.5)
     async with running_system(local) as system:
         await system.post(agency, alert_doc("TX-OLD", polygon=square(*SA, 0.1)))
-        await system.wait_active("TX-OLD", *SA)
+        await system.wait_active("txdps/TX-OLD", *SA)
         r = await signed(system.http, "DELETE", "/v1/alerts/TX-OLD", agency)
         assert r.status_code == 202, r.text
 
         async def clears() -> list[dict[str, str]]:
             poll = await system.http.get(
-                "/v1/alerts/active", params={"lat": SA[0], "lon": SA[1], "seen": "TX-OLD:1"}
+                "/v1/alerts/active", params={"lat": SA[0], "lon": SA[1], "seen": "txdps/TX-OLD:1"}
             )
             found: list[dict[str, str]] = poll.json()["clears"]
             return found
 
         async with asyncio.timeout(seconds(10)):
             while True:  # the cancel reached the hub
-                if await clears() == [{"id": "TX-OLD", "reason": "cancelled"}]:
+                if await clears() == [{"id": "txdps/TX-OLD", "reason": "cancelled"}]:
                     break
                 await asyncio.sleep(0.05)
         async with asyncio.timeout(seconds(20)):

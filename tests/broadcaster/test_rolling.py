@@ -142,7 +142,7 @@ async def test_rolling_restart_every_client_shows_every_alert_once(
                         await asyncio.sleep(0.1)
                     else:
                         raise AssertionError(f"{name} never accepted")
-                    posted.append(name)
+                    posted.append(f"txdps/{name}")  # the public id
                     n += 1
                     await asyncio.sleep(1.0)
 
@@ -233,7 +233,7 @@ async def test_killed_replica_clients_move_and_miss_nothing(
                     break
                 await asyncio.sleep(0.05)
         everyone = time.monotonic() - killed
-        assert all(d.shown == ["KILL-1"] for d in devices)
+        assert all(d.shown == ["txdps/KILL-1"] for d in devices)
         moved = [d for d in devices if len(d.connects) > 1]
         assert moved  # SO_REUSEPORT gave the killed replica some of them
         gaps = sorted(g for d in moved for g in d.gaps)

@@ -126,7 +126,7 @@ async def test_worker_killed_during_photo_fetch_publishes_once(
             except TimeoutError:
                 raise AssertionError("\n".join(second.lines + ["--"] + serve.lines)) from None
             recovered = time.monotonic() - killed
-            assert frame["alert"]["id"] == "TX-CRASH"
+            assert frame["alert"]["id"] == "txdps/TX-CRASH"
             assert len(frame["alert"]["photos"]) == 2
             assert slow_photos.slow_hits == 2
             print(
@@ -138,7 +138,7 @@ async def test_worker_killed_during_photo_fetch_publishes_once(
                 http, "POST", "/v1/alerts", national, alert_doc("SENTINEL", polygon=square(*SA, 1))
             )
             assert r.status_code == 202, r.text
-            assert (await c.next_of("interrupt"))["alert"]["id"] == "SENTINEL"
+            assert (await c.next_of("interrupt"))["alert"]["id"] == "ncmec/SENTINEL"
             status = await signed(http, "GET", "/v1/alerts/TX-CRASH", agency)
             assert status.json()["applied_version"] == 1
     finally:
