@@ -14,16 +14,15 @@ import asyncio
 import hashlib
 from importlib import resources
 
-from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from amber_relay.errors import Rejected
+from amber_relay.agencies import Agency
 from amber_relay.outlines import feature_collection
 
-from ._context import ApiContext, json_response, unavailable
-from ._problem import from_rejected, problem
+from ._context import ApiContext, json_response
+from ._problem import problem
 from .hook import AgencyHook
 
 __all__ = ["Console"]
@@ -55,8 +54,8 @@ class Console:
         state = request.query_params.get("state", "active")
         if state not in _STATES:
             return problem(400, "Bad Request", "state must be active or recent", code="bad_query")
-        try:
-            agency, _ = await self.hook._authenticate(request, await self.hook._body(request))
+
+        async def act(agency: Agency, body: bytes) -> Response:
             listed = await self.ctx.store.agency_alerts(agency.id, self.s.agency_list_max)
             now = self.ctx.clock()
             items = []
@@ -64,11 +63,10 @@ class Console:
                 found = await self._item(alert_id, updated_ts, agency.id, now)
                 if found is not None and (state == "recent" or found[1]):
                     items.append(found[0])
-        except Rejected as exc:
-            return from_rejected(exc)
-        except (RedisError, OSError) as exc:
-            return unavailable(exc)
-        return json_response({"state": state, "alerts": items})
+            return json_response({"state": state, "alerts": items})
+
+        # Authenticated (before the body), single-use, like every signed request.
+        return await self.hook._signed(request, act)
 
     async def _item(
         self, alert_id: str, updated_ts: float, agency: str, now: float

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from amber_relay import cap, geo, ingest
-from amber_relay.agencies import Agency
+from amber_relay.agencies import Agency, namespaced_id
 from amber_relay.errors import Invalid, Rejected, UnsupportedType
 from amber_relay.geodata import GeoData
 from amber_relay.model import AlertRecord
@@ -87,7 +87,7 @@ class Preview:
                 out.problem = problem_body(exc)
             return await self._answer(out)
 
-        return await self.hook._signed_write(request, act)
+        return await self.hook._signed(request, act)
 
     async def _validate(self, out: _Outcome, alert: Any, agency: Agency, alert_id: str) -> None:
         now = self.ctx.clock()
@@ -101,9 +101,9 @@ class Preview:
 
     async def _dry_json(self, agency: Agency, body: bytes, out: _Outcome) -> None:
         alert = ingest.parse_json(body)
-        out.alert_id = alert.identifier
-        await self._check_owner(agency, alert.identifier, out)
-        await self._validate(out, alert, agency, alert.identifier)
+        out.alert_id = namespaced_id(agency.id, alert.identifier)
+        await self._check_owner(agency, out.alert_id, out)
+        await self._validate(out, alert, agency, out.alert_id)
 
     async def _dry_cap(self, agency: Agency, body: bytes, out: _Outcome) -> None:
         msg = cap.parse_cap(
@@ -118,7 +118,7 @@ class Preview:
                 " (send scope Public)",
                 code="cap_scope",
             )
-        out.alert_id = await self.hook._cap_alert_id(msg)
+        out.alert_id = await self.hook._cap_alert_id(agency, msg)
         out.kind = "cancel" if msg.msg_type == "cancel" else "alert"
         await self._check_owner(agency, out.alert_id, out)
         if out.kind == "alert":

@@ -6,6 +6,7 @@
 // HMAC key held in this page's memory (never stored, never sent), and every request is
 // signed here exactly as the hook requires:
 //   X-Amber-Signature: t=<unix s>,v1=hex(HMAC-SHA256(secret, "<t>.<METHOD> <path>." + body))
+//   (<path> with its ?query when there is one)
 // Signatures are single use, so each request gets a t of its own (see Signer.stamp).
 (function () {
   "use strict";
@@ -81,16 +82,23 @@
 
   var signer = null;
 
-  // One signed request. ``query`` is not signed (the hook signs the path); the answer is
+  // An alert id is "<agency>/<identifier>": its slash stays a path separator (the
+  // route takes it), each part is encoded.
+  function idPath(id) {
+    return id.split("/").map(encodeURIComponent).join("/");
+  }
+
+  // One signed request; the hook signs the path with its query. The answer is
   // {status, body} with body the parsed JSON (or null).
   function api(method, path, opts) {
     opts = opts || {};
     if (!signer) return Promise.reject(new Error("not signed in"));
     var body = opts.body === undefined ? new Uint8Array(0)
       : typeof opts.body === "string" ? utf8.encode(opts.body) : opts.body;
-    return signer.headers(method, path, body).then(function (headers) {
+    var target = path + (opts.query ? "?" + opts.query : "");
+    return signer.headers(method, target, body).then(function (headers) {
       if (body.length) headers["Content-Type"] = opts.contentType || "application/json";
-      return fetch(path + (opts.query ? "?" + opts.query : ""), {
+      return fetch(target, {
         method: method, headers: headers, body: body.length ? body : undefined,
         cache: "no-store", credentials: "omit",
       });
@@ -676,7 +684,7 @@
     var id = watching;
     cancelArmed = null;
     b.disabled = true;
-    api("DELETE", "/v1/alerts/" + encodeURIComponent(id)).then(function (res) {
+    api("DELETE", "/v1/alerts/" + idPath(id)).then(function (res) {
       b.textContent = "Cancel this alert";
       if (res.status === 202) say("Cancel accepted for " + id);
       else $("watch-state").textContent = "Cancel refused: " + ((res.body && res.body.detail) || res.status);
@@ -756,7 +764,7 @@
   function poll() {
     var id = watching;
     if (!id || !signer) return;
-    api("GET", "/v1/alerts/" + encodeURIComponent(id)).then(function (res) {
+    api("GET", "/v1/alerts/" + idPath(id)).then(function (res) {
       if (id !== watching) return;
       if (res.status !== 200) {
         $("watch-state").textContent = "Figures unavailable: " + ((res.body && res.body.detail) || res.status);

@@ -36,11 +36,13 @@ async def preview(
 
 
 async def listing(system: System, agency: Agency, state: str) -> httpx.Response:
-    """A signed GET /v1/alerts?state=: the signature covers the path, not the query."""
+    """A signed GET /v1/alerts?state=: the signature covers the path with its query."""
     t = int(time.time())
     headers = {
         "X-Amber-Agency": agency.id,
-        "X-Amber-Signature": signature_header(agency.secret, t, "GET", "/v1/alerts", b""),
+        "X-Amber-Signature": signature_header(
+            agency.secret, t, "GET", f"/v1/alerts?state={state}", b""
+        ),
     }
     return await system.http.get("/v1/alerts", params={"state": state}, headers=headers)
 
@@ -110,12 +112,14 @@ async def test_preview_embeds_the_problem_the_hook_would_give(
 async def test_preview_of_another_agencys_id_and_of_an_update(
     system: System, agency: Agency, other_agency: Agency
 ) -> None:
-    """A preview says the version a send would make, or that the id is not this agency's."""
+    """A preview says the version a send would make; another agency's same identifier is
+    its own new alert (ids are per agency)."""
     await system.post(agency, alert_doc("TX-PREV-5", polygon=square(*SA, 0.1)))
     body = await preview(system, agency, alert_doc("TX-PREV-5", polygon=square(*SA, 0.2)))
     assert body["ok"] is True and body["version"] == 2
     body = await preview(system, other_agency, alert_doc("TX-PREV-5", same=["040109"]))
-    assert body["problem"]["code"] == "alert_owned" and body["problem"]["status"] == 409
+    assert body["ok"] is True and body["version"] == 1
+    assert body["id"] == "okdps/TX-PREV-5"
 
 
 async def test_preview_refuses_bad_signatures_with_their_status(
@@ -139,7 +143,7 @@ async def test_preview_of_cap(system: System, agency: Agency) -> None:
         system, agency, cap_message("Alert", "CAP-P1", cap_time(), SA_POLYGON), CAP
     )
     assert body["ok"] is True, body
-    assert body["id"] == "TX-CAP-INC-9" and body["kind"] == "alert"
+    assert body["id"] == "txdps/TX-CAP-INC-9" and body["kind"] == "alert"
     assert "48029" in [c["fips"] for c in body["counties"]]
 
 
@@ -155,18 +159,18 @@ async def test_agency_lists_only_its_own_alerts(
     for _ in range(250):  # bounded: the cancel is applied within milliseconds
         r = await listing(system, agency, "active")
         assert r.status_code == 200, r.text
-        if [a["id"] for a in r.json()["alerts"]] == ["TX-LIST-2"]:
+        if [a["id"] for a in r.json()["alerts"]] == ["txdps/TX-LIST-2"]:
             break
         await asyncio.sleep(seconds(0.02))
     active = r.json()["alerts"]
-    assert [a["id"] for a in active] == ["TX-LIST-2"]
+    assert [a["id"] for a in active] == ["txdps/TX-LIST-2"]
     assert active[0]["headline"] == "AMBER Alert: test child"
     r = await listing(system, agency, "recent")
     recent = {a["id"]: a for a in r.json()["alerts"]}
-    assert set(recent) == {"TX-LIST-1", "TX-LIST-2"}
-    assert recent["TX-LIST-1"]["state"] == "cancelled"
+    assert set(recent) == {"txdps/TX-LIST-1", "txdps/TX-LIST-2"}
+    assert recent["txdps/TX-LIST-1"]["state"] == "cancelled"
     r = await listing(system, other_agency, "recent")
-    assert [a["id"] for a in r.json()["alerts"]] == ["OK-LIST-1"]
+    assert [a["id"] for a in r.json()["alerts"]] == ["okdps/OK-LIST-1"]
     r = await listing(system, agency, "bogus")
     assert r.status_code == 400
     r = await listing(system, Agency(agency.id, "y" * 32), "active")

@@ -114,16 +114,18 @@ async def test_console_previews_reach_sends_watches_and_cancels(
     await page.screenshot(path=str(tmp_path / "console.png"), full_page=False)
 
     await page.get_by_role("button", name="Send alert").click()
-    await expect(page.locator("#send-result")).to_contain_text("Accepted: TX-CONSOLE-1 version 1")
+    await expect(page.locator("#send-result")).to_contain_text(
+        "Accepted: txdps/TX-CONSOLE-1 version 1"
+    )
     dialog = phone_in.page.get_by_role("alertdialog")
     await expect(dialog).to_be_visible(timeout=ms(15))
     await expect(dialog.locator("#alert-headline")).to_have_text("AMBER Alert: Ana Example, 6")
     await phone_in.page.screenshot(path=str(tmp_path / "interrupt.png"))
     for c in [*inside, county]:
         frame = await c.next_of("interrupt")
-        assert frame["alert"]["id"] == "TX-CONSOLE-1"
-        await c.send({"type": "ack", "id": "TX-CONSOLE-1", "version": 1, "event": "shown"})
-    await inside[0].send({"type": "ack", "id": "TX-CONSOLE-1", "version": 1, "event": "call"})
+        assert frame["alert"]["id"] == "txdps/TX-CONSOLE-1"
+        await c.send({"type": "ack", "id": "txdps/TX-CONSOLE-1", "version": 1, "event": "shown"})
+    await inside[0].send({"type": "ack", "id": "txdps/TX-CONSOLE-1", "version": 1, "event": "call"})
 
     # the live view: the page's own "shown" ack and the three clients' acks
     await expect(page.locator("#watch")).to_be_visible()
@@ -132,7 +134,7 @@ async def test_console_previews_reach_sends_watches_and_cancels(
     await expect(figure(page, 1, "shown")).to_have_text("4", timeout=ms(15))
     await expect(figure(page, 1, "call")).to_have_text("1", timeout=ms(15))
     await expect(page.locator("#chart polyline")).to_have_count(6)
-    await expect(page.locator('#alert-list li[data-id="TX-CONSOLE-1"]')).to_be_visible(
+    await expect(page.locator('#alert-list li[data-id="txdps/TX-CONSOLE-1"]')).to_be_visible(
         timeout=ms(15)
     )
     await page.evaluate("() => window.scrollTo(0, 0)")
@@ -144,7 +146,9 @@ async def test_console_previews_reach_sends_watches_and_cancels(
     send_update = page.get_by_role("button", name="Send update (version 2)")
     await expect(send_update).to_be_visible(timeout=ms(15))
     await send_update.click()
-    await expect(page.locator("#send-result")).to_contain_text("Accepted: TX-CONSOLE-1 version 2")
+    await expect(page.locator("#send-result")).to_contain_text(
+        "Accepted: txdps/TX-CONSOLE-1 version 2"
+    )
     await expect(dialog.locator("#alert-headline")).to_have_text(
         "AMBER Alert: Ana Example, 6 (update)", timeout=ms(15)
     )
@@ -156,7 +160,7 @@ async def test_console_previews_reach_sends_watches_and_cancels(
 
     cancel = page.get_by_role("button", name="Cancel this alert")
     await cancel.click()
-    await page.get_by_role("button", name="Press again to cancel TX-CONSOLE-1").click()
+    await page.get_by_role("button", name="Press again to cancel txdps/TX-CONSOLE-1").click()
     await expect(dialog).to_be_hidden(timeout=ms(15))
     await expect(phone_in.page.locator("#notice")).to_have_text("Alert cancelled")
     for c in [*inside, county]:
@@ -169,7 +173,7 @@ async def test_console_previews_reach_sends_watches_and_cancels(
     await system.sentinel(agency, outside, "TX-CONSOLE-SENTINEL")
     out_dialog = phone_out.page.get_by_role("alertdialog")
     await expect(out_dialog).to_be_visible(timeout=ms(15))
-    assert [s[0] for s in await seen_in_storage(phone_out.page)] == ["TX-CONSOLE-SENTINEL"]
+    assert [s[0] for s in await seen_in_storage(phone_out.page)] == ["ncmec/TX-CONSOLE-SENTINEL"]
     for t in (tab, phone_in, phone_out):
         t.check_no_errors()
     if os.environ.get("UPDATE_SCREENSHOTS") == "1":  # refresh the README's pictures
