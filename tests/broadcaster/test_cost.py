@@ -102,9 +102,9 @@ async def test_corner_circles_do_not_hold_up_another_alert(
         )
     assert (wide.status_code, normal.status_code) == (202, 202), (wide.text, normal.text)
     frame = await client.next_of("interrupt", timeout_s=5)
-    assert frame["alert"]["id"] == "TX-NOW"
+    assert frame["alert"]["id"] == "txdps/TX-NOW"
     frame = await corner.next_of("interrupt", timeout_s=5)
-    assert frame["alert"]["id"] == "US-CORNERS"
+    assert frame["alert"]["id"] == "ncmec/US-CORNERS"
     await client.close()
     await corner.close()
 
@@ -116,11 +116,11 @@ async def test_records_carry_regions_bbox_and_distinct_circles(
     big = {"lat": SA[0], "lon": SA[1], "radius_km": 40.0}
     small = {"lat": SA[0], "lon": SA[1], "radius_km": 5.0}
     await system.post(agency, alert_doc("TX-FACTS", circles=[small, big, big]))
-    await system.wait_active("TX-FACTS", *SA)
+    await system.wait_active("txdps/TX-FACTS", *SA)
     assert settings.redis_url is not None
     redis = Redis.from_url(settings.redis_url)
     try:
-        record = (await _store(settings, redis).active())["TX-FACTS"]
+        record = (await _store(settings, redis).active())["txdps/TX-FACTS"]
     finally:
         await redis.aclose()
     assert [(c.lat, c.lon, c.radius_km) for c in record.circles] == [(SA[0], SA[1], 40.0)]
@@ -140,9 +140,9 @@ async def test_county_client_gets_circle_alert_by_carried_region(
     dallas = await Client.open(system.stream_url, region="48113")
     circle = {"lat": SA[0], "lon": SA[1], "radius_km": 40.0}
     await system.post(agency, alert_doc("TX-RING", circles=[circle]))
-    assert (await comal.next_of("interrupt"))["alert"]["id"] == "TX-RING"
+    assert (await comal.next_of("interrupt"))["alert"]["id"] == "txdps/TX-RING"
     poll = await system.http.get("/v1/alerts/active", params={"region": "48091"})
-    assert [a["id"] for a in poll.json()["alerts"]] == ["TX-RING"]
+    assert [a["id"] for a in poll.json()["alerts"]] == ["txdps/TX-RING"]
     await system.sentinel(agency, [dallas], "SENTINEL-RING")
 
 
@@ -153,17 +153,17 @@ async def test_old_format_record_is_completed_and_served_by_region(
     a restarted server completes it off its loop and a county-tagged client gets it."""
     async with running_system(settings) as first:
         await first.post(agency, alert_doc("TX-OLD", polygon=square(29.3, -98.6, 0.05)))
-        await first.wait_active("TX-OLD", 29.3, -98.6)
+        await first.wait_active("txdps/TX-OLD", 29.3, -98.6)
     assert settings.redis_url is not None
     redis = Redis.from_url(settings.redis_url)
     try:
         store = _store(settings, redis)
-        raw = await redis.hget(store.keys.active, "TX-OLD")
+        raw = await redis.hget(store.keys.active, "txdps/TX-OLD")
         assert raw is not None
         fields = msgspec.msgpack.decode(raw)
         del fields["regions"], fields["bbox"]
         old = msgspec.msgpack.encode(fields)
-        await redis.hset(store.keys.active, "TX-OLD", old)
+        await redis.hset(store.keys.active, "txdps/TX-OLD", old)
     finally:
         await redis.aclose()
     record = msgspec.msgpack.decode(old, type=AlertRecord)
@@ -171,7 +171,7 @@ async def test_old_format_record_is_completed_and_served_by_region(
     assert "48029" in (ingest.complete(record, geodata.load()).regions or [])
     async with running_system(settings) as second:
         bexar = await Client.open(second.stream_url, region="48029")
-        assert (await bexar.next_of("interrupt"))["alert"]["id"] == "TX-OLD"
+        assert (await bexar.next_of("interrupt"))["alert"]["id"] == "txdps/TX-OLD"
 
 
 async def test_hub_files_alerts_by_carried_region_across_versions_and_clears() -> None:
