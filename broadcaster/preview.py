@@ -209,11 +209,9 @@ def _resolve(
 ) -> tuple[dict[str, object] | None, list[str], int]:
     """Display area, counties touched and reach of a validated record (off the loop)."""
     area = geo.Area.from_coords(record.polygons, record.circles)
-    fips = sorted(
-        f
-        for f in geodata.counties_intersecting(area.bbox)
-        if area.intersects_geometry(geodata.counties[f])
-    )
+    # The counties county-tagged clients are matched by: what the record carries (the
+    # hub uses the same list), computed at ingest.
+    fips = list(record.regions) if record.regions is not None else []
     connected = count_inside(area, fips, snaps)
     parts: list[Polygon | MultiPolygon] = [
         Polygon(rings[0], rings[1:]) for rings in record.polygons if rings
