@@ -170,12 +170,6 @@ class GeoData:
         idx, ids = self._county_index
         return [ids[i] for i in idx.intersection(bbox)]
 
-    def _county_array(self, cand: npt.NDArray[np.int64]) -> npt.NDArray[np.object_]:
-        # Only the candidates' geometries: the mapping builds (and LRU-caches) each on
-        # access, so a small area never pays for all 3,233 1:500k outlines.
-        _, ids = self._county_index
-        return np.array([self.counties[ids[i]] for i in cand.tolist()], dtype=object)
-
     def counties_touching(
         self, polygons: BaseGeometry | None, circles: Sequence[Circle]
     ) -> list[str]:
@@ -183,17 +177,30 @@ class GeoData:
 
         What county-tagged clients are matched by, computed once per alert version at
         ingest (never on a broadcaster's loop). Circles are exact to metres: counties
-        meeting a polygon inside the circle are in, those missing a polygon around it
-        are out, and only the few between get the exact distance test. Cost: R-tree
-        candidates by bounding box, then one vectorised prepared test per part.
+        whose box lies inside a polygon inside the circle are in without their outline
+        being built, counties meeting that inner polygon are in, those missing a polygon
+        around the circle are out, and only the few between get the exact distance test.
+        Each candidate's 1:500k outline is built at most once per call (the shared LRU
+        is bounded by vertices, and 100 large circles would make it thrash).
         """
         idx, ids = self._county_index
+        built: dict[int, BaseGeometry] = {}
+
+        def outlines(cand: npt.NDArray[np.int64]) -> npt.NDArray[np.object_]:
+            out = np.empty(cand.size, dtype=object)
+            for k, i in enumerate(cand.tolist()):
+                g = built.get(i)
+                if g is None:
+                    g = built[i] = self.counties[ids[i]]
+                out[k] = g
+            return out
+
         found: set[int] = set()
         if polygons is not None and not polygons.is_empty:
             shapely.prepare(polygons)
             cand = np.fromiter(idx.intersection(polygons.bounds), dtype=np.int64)
             if cand.size:
-                found.update(cand[shapely.intersects(polygons, self._county_array(cand))].tolist())
+                found.update(cand[shapely.intersects(polygons, outlines(cand))].tolist())
         for c in circles:
             box = geo.circle_bbox(c)
             cand = np.fromiter(idx.intersection(box), dtype=np.int64)
@@ -204,12 +211,18 @@ class GeoData:
                 outer, inner = geo.circle_polygon(c), geo.circle_polygon(c, inside=True)
                 shapely.prepare(outer)
                 shapely.prepare(inner)
-                cand = cand[shapely.intersects(outer, self._county_array(cand))]
-                sure = shapely.intersects(inner, self._county_array(cand))
+                boxes = shapely.box(*np.array([self.counties.bounds(ids[i]) for i in cand]).T)
+                whole = shapely.contains(inner, boxes)
+                found.update(cand[whole].tolist())
+                cand = cand[~whole]
+                if not cand.size:
+                    continue
+                cand = cand[shapely.intersects(outer, outlines(cand))]
+                sure = shapely.intersects(inner, outlines(cand))
                 found.update(cand[sure].tolist())
                 cand = cand[~sure]
             for i in cand.tolist():
-                if geo.circle_distance_km(c, self.counties[ids[i]]) <= c.radius_km:
+                if geo.circle_distance_km(c, outlines(np.array([i]))[0]) <= c.radius_km:
                     found.add(i)
         return sorted(ids[i] for i in found)
 

@@ -273,7 +273,8 @@ async def _probe(ws: ClientConnection, offset: float, out: list[tuple[float, flo
 async def _interrupt(ws: ClientConnection, alert_id: str) -> float:
     while True:
         frame = json.loads(await ws.recv())
-        if frame["type"] == "interrupt" and frame["alert"]["id"] == alert_id:
+        # Public ids are "<agency>/<identifier>".
+        if frame["type"] == "interrupt" and frame["alert"]["id"].endswith("/" + alert_id):
             return time.perf_counter()
 
 
@@ -284,7 +285,13 @@ def _pct(values: list[float], q: float) -> float:
 
 async def run_live(names: list[str]) -> list[dict[str, Any]]:
     data = Path(tempfile.mkdtemp(prefix="amber-adversarial-"))
-    env = {"AMBER_PORT": str(free_port()), "AMBER_STREAM_PORT": str(free_port())}
+    env = {
+        "AMBER_PORT": str(free_port()),
+        "AMBER_STREAM_PORT": str(free_port()),
+        # The probes ping every 20 ms: far over a phone's allowance (1/s), on purpose.
+        "AMBER_STREAM_PING_RATE_PER_S": "1000",
+        "AMBER_STREAM_RATE_BURST": "1000",
+    }
     proc = ServerProcess(["run", "--data-dir", str(data)], env)
     geo = geodata.load()
     table = shapes(Settings(), geo)

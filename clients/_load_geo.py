@@ -1,10 +1,10 @@
 """Where the load test's clients stand, and the alerts it posts.
 
 Clients are placed at random inside a real county polygon (from the shipped geodata)
-and around it, in a chosen proportion. Points closer than ``margin_deg`` to the
-county's edge are not used: the server matches against the stored copy of the same
-polygon, and a point on the line itself would test coordinate round-trips rather than
-the broadcaster.
+and around it, in a chosen proportion. Points inside closer than ``MARGIN_DEG`` to the
+county's edge are not used (a point on the line itself would test coordinate
+round-trips rather than the broadcaster), nor points outside closer than
+``MARGIN_OUT_DEG`` (the SAME area's deliberate widening).
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ __all__ = ["Placement", "alert_doc", "place", "publish_payload", "sentinel_doc"]
 
 # ~50 m: far above float round-off, far below the county's size.
 MARGIN_DEG = 0.0005
+# Outside clients keep ~300 m from the line: a SAME area is widened by 100 m
+# (AMBER_SAME_WIDEN_M) so that nobody inside is missed, and a client within that strip
+# is alerted on purpose (docs/geodata.md).
+MARGIN_OUT_DEG = 0.003
 # How far around the county's box the outside clients are scattered.
 PAD_DEG = 0.3
 # The alert schema's longest text field (characters).
@@ -91,7 +95,8 @@ def _draw(
         inside = shapely.contains_xy(geom, xs, ys)
         keep = inside if want_inside else ~inside
         xs, ys = xs[keep], ys[keep]
-        far = shapely.distance(boundary, shapely.points(xs, ys)) > MARGIN_DEG
+        margin = MARGIN_DEG if want_inside else MARGIN_OUT_DEG
+        far = shapely.distance(boundary, shapely.points(xs, ys)) > margin
         out.extend(zip(xs[far].round(6).tolist(), ys[far].round(6).tolist(), strict=True))
     return out[:count]
 
