@@ -23,7 +23,7 @@ import msgspec
 from websockets import http11
 from websockets.server import ServerProtocol
 
-__all__ = ["PATH", "fast_accept", "fast_path_allowed", "too_many_connections"]
+__all__ = ["PATH", "as_problem", "fast_accept", "fast_path_allowed", "too_many_connections"]
 
 PATH = "/v1/stream"
 
@@ -160,3 +160,33 @@ def too_many_connections(limit: int) -> bytes:
         f"Content-Length: {len(body)}\r\nRetry-After: 10\r\nConnection: close\r\n\r\n"
     )
     return head.encode() + body
+
+
+_REFUSAL_CODES = {400: "bad_upgrade", 403: "forbidden", 404: "not_found", 426: "upgrade_required"}
+
+
+def as_problem(response: http11.Response) -> http11.Response:
+    """A refused handshake's answer as problem+json (the library writes text/plain).
+
+    The library's text becomes ``detail``; a 101 comes back unchanged.
+    """
+    if response.status_code == 101:
+        return response
+    detail = (response.body or b"").decode("utf-8", "replace").strip()
+    body = msgspec.json.encode(
+        {
+            "type": f"https://amber-relay.dev/problems/"
+            f"{_REFUSAL_CODES.get(response.status_code, 'bad_upgrade')}",
+            "title": response.reason_phrase,
+            "status": response.status_code,
+            "detail": detail,
+            "code": _REFUSAL_CODES.get(response.status_code, "bad_upgrade"),
+        }
+    )
+    headers = response.headers.copy()
+    # Headers is a multidict: setting appends, so drop the text/plain ones first.
+    del headers["Content-Type"]
+    del headers["Content-Length"]
+    headers["Content-Type"] = "application/problem+json"
+    headers["Content-Length"] = str(len(body))
+    return http11.Response(response.status_code, response.reason_phrase, headers, body)

@@ -34,7 +34,13 @@ from websockets.typing import Origin, Subprotocol
 from amber_relay.settings import Settings
 
 from . import _wire
-from ._handshake import PATH, fast_accept, fast_path_allowed, too_many_connections
+from ._handshake import (
+    PATH,
+    as_problem,
+    fast_accept,
+    fast_path_allowed,
+    too_many_connections,
+)
 from ._inbound import Inbound
 from ._limits import AddressCap, Peer, Rate
 from .hub import Hub
@@ -385,6 +391,6 @@ class Connection(Inbound):
         else:
             response = self.ws.accept(request)
         # For a refusal, send_response also half-closes (the library sends EOF).
-        self.ws.send_response(response)
+        self.ws.send_response(as_problem(response))
         # Flush now: a hello in the same read must not overtake the 101 response.
         self._flush()

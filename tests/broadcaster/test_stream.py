@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 
 import pytest
@@ -162,13 +163,36 @@ async def test_silent_socket_is_closed_after_hello_timeout(system: System) -> No
 
 
 async def test_wrong_path_gets_404(system: System) -> None:
-    """The stream only lives at /v1/stream; other paths are refused at the handshake."""
+    """The stream only lives at /v1/stream; other paths get a problem+json 404."""
     from websockets.exceptions import InvalidStatus
 
     with pytest.raises(InvalidStatus) as refused:
         async with connect(system.stream_url.replace("/v1/stream", "/nope")):
             pass
-    assert refused.value.response.status_code == 404
+    response = refused.value.response
+    assert response.status_code == 404
+    assert response.headers.get_all("Content-Type") == ["application/problem+json"]
+    problem = json.loads(response.body or b"")
+    assert problem["code"] == "not_found" and "/v1/stream" in problem["detail"]
+
+
+async def test_bad_upgrade_is_refused_with_problem_json(system: System) -> None:
+    """An upgrade the library refuses (no Sec-WebSocket-Key) is answered problem+json too."""
+    host, port = system.stream_url.removeprefix("ws://").split("/")[0].rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(
+            b"GET /v1/stream HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        async with asyncio.timeout(seconds(10)):
+            answer = await reader.read()
+    finally:
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), head
+    assert b"Content-Type: application/problem+json" in head
+    assert json.loads(body)["code"] == "bad_upgrade"
 
 
 async def test_resume_holds_when_the_event_stream_is_lost(
