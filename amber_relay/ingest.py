@@ -303,6 +303,7 @@ def validate(
         contact=alert.contact,
         links=alert.links,
     )
+    _check_frame_size(content, alert, settings)
     record = AlertRecord(
         id=aid,
         version=0,
@@ -319,6 +320,24 @@ def validate(
         bbox=matched.bbox,
     )
     return Validated(record, warnings)
+
+
+# What a photo adds to the frame once the worker has stored it: its /media link (or
+# absolute URL), sha256, type and size; its caption is counted as written.
+_PHOTO_FRAME_BYTES = 400
+
+
+def _check_frame_size(content: AlertContent, alert: AlertIn, settings: Settings) -> None:
+    size = len(msgspec.json.encode(content)) + sum(
+        _PHOTO_FRAME_BYTES + len((p.caption or "").encode()) for p in alert.photos
+    )
+    if size > settings.max_interrupt_bytes:
+        raise Invalid(
+            f"the alert's interrupt frame would be {size} bytes (all languages and photo"
+            f" links); the limit is {settings.max_interrupt_bytes}: shorten the texts or"
+            " send fewer translations",
+            code="alert_too_large",
+        )
 
 
 def _regions(

@@ -190,6 +190,10 @@ class Settings:
     """Keepalive sweep: a socket silent for two sweeps is closed."""
     write_limit_bytes: int = 256 * 1024
     """Per-connection write buffer cap; a client behind by more is closed as slow."""
+    max_interrupt_bytes: int = 64 * 1024
+    """Largest interrupt frame an alert may make (all languages, photos' links): a hello
+    answer with several alerts must fit ``write_limit_bytes``, or a client inside would be
+    dropped as slow on every reconnect."""
     max_frame_bytes: int = 64 * 1024
     """Largest client frame accepted: a hello with ``max_seen`` ids of 200 characters fits."""
     max_seen: int = 256

@@ -348,3 +348,17 @@ def test_validate_coastal_circle_is_accepted(gd: GeoData) -> None:
     """A Texas agency's 40 km circle around downtown Houston (reaching the bay) is accepted."""
     v = check(doc({"circles": [{"lat": 29.7604, "lon": -95.3698, "radius_km": 40}]}), gd)
     assert v.record.circles[0].radius_km == 40.0
+
+
+def test_validate_interrupt_frame_over_the_limit_is_invalid(gd: GeoData) -> None:
+    """An alert whose frame would pass max_interrupt_bytes (long texts) is alert_too_large."""
+    d = doc({"circles": [{"lat": 29.4, "lon": -98.5, "radius_km": 5}]})
+    d["description"] = "x" * 9000
+    d["translations"] = [
+        {"language": lang, "headline": "h", "description": "y" * 9000} for lang in ("es", "fr")
+    ]
+    check(d, gd)  # ~27 KB: fits the default 64 KiB
+    with pytest.raises(Invalid) as e:
+        check(d, gd, Settings(max_interrupt_bytes=20_000))
+    assert e.value.code == "alert_too_large"
+    assert "the limit is 20000" in e.value.reason
