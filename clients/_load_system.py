@@ -283,6 +283,9 @@ class AmberTarget(Target):
             # Outside clients are drawn up to 0.3 deg around the county, and the sentinel
             # covers them all: off a coast that is open sea past the default 22 km margin.
             "AMBER_JURISDICTION_MARGIN_KM": "100",
+            # --frame-bytes may ask for frames past the default 64 KiB alert cap (the
+            # slow-client runs use 256 KiB to fill buffers fast).
+            "AMBER_MAX_INTERRUPT_BYTES": str(max(64 * 1024, 2 * self.frame_bytes)),
             **env,
         }
         cli = [sys.executable, "-m", "amber_relay.cli"]
