@@ -21,12 +21,12 @@ import yaml
 from redis.asyncio import Redis
 
 from amber_relay.redis_server import free_port
-from tests.support import ROOT, ServerProcess, seconds
+from tests.support import ROOT, Child, ServerProcess, seconds
 
 __all__ = ["LocalCompose", "Proc"]
 
 
-class Proc:
+class Proc(Child):
     """A child process whose merged output is kept, line by line, for readiness checks."""
 
     def __init__(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None):
@@ -75,21 +75,6 @@ class Proc:
     async def line(self, needle: str, *, start: int = 0, timeout_s: float = 20.0) -> int:
         """Index of the first output line from ``start`` on containing ``needle``."""
         return await asyncio.to_thread(self._wait_line, needle, start, seconds(timeout_s))
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash would."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(seconds(10))
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(seconds(10))
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(seconds(10))
 
 
 class LocalCompose:

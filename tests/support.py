@@ -23,6 +23,7 @@ from amber_relay.signing import signature_header
 __all__ = [
     "TIMEOUT_FACTOR",
     "Agency",
+    "Child",
     "Client",
     "ServerProcess",
     "alert_doc",
@@ -167,7 +168,29 @@ _LIMITED = (
 )
 
 
-class ServerProcess:
+class Child:
+    """A test's child process (``proc``): stopped politely or killed, never left behind."""
+
+    proc: subprocess.Popen[bytes]
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(seconds(10))
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it has not ended within 10 s."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(seconds(10))
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(seconds(10))
+
+
+class ServerProcess(Child):
     """``amber-relay <command>`` as a child process; ``ready`` is its JSON ready line."""
 
     def __init__(
@@ -212,18 +235,3 @@ class ServerProcess:
             out = "\n".join(self.lines[-30:])
             raise AssertionError(f"process not ready (exit {self.proc.poll()}):\n{out}")
         return self.ready
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash would."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(seconds(10))
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(seconds(10))
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(seconds(10))

@@ -16,9 +16,9 @@ from amber_relay.geo import Area
 from amber_relay.geodata import GeoData, load
 from amber_relay.model import TEXT_MAX_CHARS
 from amber_relay.settings import Settings
+from tests.amber_relay.test_ingest import doc
 
 NOW = 1763770000.0  # 2025-11-22T00:06:40Z
-EXPIRES = "2025-11-22T15:00:00-06:00"
 TEXAS = Agency("txdps", "0123456789abcdef0123", ("48",))
 NATIONAL = Agency("ncmec", "0123456789abcdef0123", ("US",))
 ALASKA = Agency("akdps", "0123456789abcdef0123", ("02",))
@@ -29,18 +29,6 @@ LONDON = (51.5, -0.13)
 @pytest.fixture(scope="module")
 def gd() -> GeoData:
     return load()
-
-
-def doc(area: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
-    d: dict[str, Any] = {
-        "identifier": "TX-2025-0042",
-        "status": "actual",
-        "headline": "AMBER Alert: Jane Doe, 7",
-        "expires": EXPIRES,
-        "area": area if area is not None else {"same": ["048029"]},
-    }
-    d.update(fields)
-    return d
 
 
 def check(
