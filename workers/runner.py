@@ -98,4 +98,19 @@ async def run_worker(settings: Settings, redis_url: str | None) -> None:
             log.warning("worker: lost redis (%r); restarting in %.2f s", exc, delay)
             await asyncio.sleep(delay)
         finally:
+            await _stop_jobs(worker)
             await redis.aclose()
+
+
+async def _stop_jobs(worker: Worker, timeout_s: float = 5.0) -> None:
+    """Cancel the job runs arq leaves behind when its main task is cancelled.
+
+    arq runs each job in a task of its own that outlives ``async_run``: left running,
+    it would use the pool after it is closed (and leak the connection it opens). A
+    cancelled run re-queues its job (arq's retry); waiting is bounded by ``timeout_s``.
+    """
+    running = [t for t in (*worker.tasks.values(), *worker.job_tasks.values()) if not t.done()]
+    for task in running:
+        task.cancel()
+    if running:
+        await asyncio.wait(running, timeout=timeout_s)

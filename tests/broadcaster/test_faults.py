@@ -49,13 +49,15 @@ async def test_redis_down_gives_503_and_recovers(
         # (a loaded disk), and a SIGKILL then loses the last writes. Kill it once the
         # AOF buffer is written out, which is what this test is about.
         probe: Redis = Redis.from_url(own_redis.url)
-        async with asyncio.timeout(seconds(10)):
-            while True:
-                info = await probe.info("persistence")
-                if int(info.get("aof_buffer_length", 0)) == 0:
-                    break
-                await asyncio.sleep(0.05)
-        await probe.aclose()
+        try:
+            async with asyncio.timeout(seconds(10)):
+                while True:
+                    info = await probe.info("persistence")
+                    if int(info.get("aof_buffer_length", 0)) == 0:
+                        break
+                    await asyncio.sleep(0.05)
+        finally:
+            await probe.aclose()
 
         own_redis.kill()
         r = await signed(
