@@ -202,10 +202,11 @@ class AgencyHook:
         # CAP keys are the agency's own: another agency re-sending this message makes
         # its own alert, never a replay of (or a claim on) this one.
         idem = f"{agency.id}/{msg.idempotency_key}"
-        response = await self._submit(idem, aid, sub, reuse_check=True)
-        if response.status_code == 202:
+
+        async def link() -> None:
             await self.ctx.store.remember_cap(agency.id, msg.sender, msg.identifier, aid)
-        return response
+
+        return await self._submit(idem, aid, sub, reuse_check=True, link=link)
 
     async def _in_pilot(self, record: AlertRecord) -> tuple[bool, list[str]]:
         """Whether the area touches a pilot state (always, with no pilot), and a warning."""
@@ -231,8 +232,16 @@ class AgencyHook:
         return namespaced_id(agency.id, msg.identifier)
 
     async def _submit(
-        self, idem: str, alert_id: str, sub: Submission, *, reuse_check: bool = False
+        self,
+        idem: str,
+        alert_id: str,
+        sub: Submission,
+        *,
+        reuse_check: bool = False,
+        link: Callable[[], Awaitable[None]] | None = None,
     ) -> Response:
+        """Store ``sub`` and queue its job: 202 only once both (and ``link``, the CAP
+        message's link to its alert) are written and, if required, replicated."""
         version, existing, state = await self.ctx.store.submit(idem, alert_id, sub)
         if existing and reuse_check and version > 0:
             reused = await self._reused(idem, alert_id, version, sub)
@@ -250,6 +259,10 @@ class AgencyHook:
                 status, "Conflict" if status == 409 else "Not Found", detail, code=f"alert_{state}"
             )
         try:
+            # Before the enqueue, whose WAIT then covers the link too: an Update citing
+            # this message must find its alert on the replica a failover promotes.
+            if link is not None:
+                await link()
             await self.ctx.enqueue(alert_id, version, sub, not existing)
         except (RedisError, OSError) as exc:
             # Answered here so the log line names the alert version it is about.

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from amber_relay.redis_server import RedisServer
 from amber_relay.settings import Settings
+from tests.broadcaster.test_lifecycle import CAP, SA_POLYGON, cap_message, cap_time
 from tests.conftest import running_system
 from tests.support import Agency, Client, alert_doc, seconds, signed, square
 
@@ -119,4 +120,47 @@ async def test_replicated_write_is_202_at_once(
             assert body["status"] == "accepted"
             assert (await c.next_of("interrupt"))["alert"]["id"] == "txdps/TX-W2"
     finally:
+        replica.stop()
+
+
+@pytest.mark.asyncio
+async def test_cap_message_link_is_written_before_the_wait(
+    own_redis: RedisServer, settings: Settings, agency: Agency, tmp_path: Path
+) -> None:
+    """A CAP message's link to its alert is written before the WAIT of its 202, so a
+    replica acknowledging that WAIT holds it (an Update after a failover finds it)."""
+    replica = RedisServer(
+        tmp_path / "replica",
+        appendonly=False,
+        extra_args=["--replicaof", "127.0.0.1", str(own_redis.port)],
+    )
+    replica.start()
+    watcher = Redis.from_url(own_redis.url, decode_responses=True)
+    seen: list[str] = []
+    try:
+        await wait_replica_online(own_redis.url)
+        local = settings.replace(redis_url=own_redis.url, redis_min_replicas=1)
+        async with running_system(local) as system, watcher.monitor() as monitor:
+            waited = asyncio.Event()
+
+            async def watch() -> None:
+                while True:
+                    seen.append((await monitor.next_command())["command"])
+                    if seen[-1].startswith("WAIT"):
+                        waited.set()
+
+            watching = asyncio.create_task(watch())
+            try:
+                msg = cap_message("Alert", "CAP-W", cap_time(0), SA_POLYGON)
+                assert (await system.post(agency, msg, CAP))["version"] == 1
+                link = f"{local.redis_prefix}cap:{agency.id}/amber@dps.example,CAP-W"
+                async with asyncio.timeout(seconds(10)):
+                    await waited.wait()
+            finally:
+                watching.cancel()
+        waits = [i for i, c in enumerate(seen) if c.startswith("WAIT")]
+        links = [i for i, c in enumerate(seen) if link in c]
+        assert links and waits and links[0] < waits[0], seen
+    finally:
+        await watcher.aclose()
         replica.stop()
