@@ -49,6 +49,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from xml.etree.ElementTree import Element
 
 import msgspec
@@ -128,7 +129,11 @@ class _InfoText:
 
 
 def parse_cap(
-    body: bytes, *, max_vertices: int, accepted_event_codes: Sequence[str] = ("*",)
+    body: bytes,
+    *,
+    max_vertices: int,
+    accepted_event_codes: Sequence[str] = ("*",),
+    default_lifetime_s: int = 0,
 ) -> CapMessage:
     """Parse and check a CAP 1.2 message.
 
@@ -137,6 +142,9 @@ def parse_cap(
         max_vertices: most polygon vertices allowed over all areas (repeats counted once).
         accepted_event_codes: the deployment's SAME event policy, applied as soon as the
             event is known so a refused event is refused before its area is read.
+        default_lifetime_s: an Alert or Update without ``<expires>`` (optional in CAP:
+            "each recipient is free to set its own policy") ends this long after its
+            ``sent``, with a warning; 0 refuses it (IPAWS requires ``expires``).
 
     Returns:
         The envelope, with the content mapped to one ``AlertIn`` (``None`` for a Cancel
@@ -190,6 +198,7 @@ def parse_cap(
             max_vertices,
             accepted_event_codes,
             warnings,
+            default_lifetime_s,
         )
         if infos
         else None
@@ -315,6 +324,7 @@ def _alert(
     max_vertices: int,
     accepted: Sequence[str],
     warnings: list[str],
+    default_lifetime_s: int,
 ) -> AlertIn:
     texts = [_info_text(info, i, warnings) for i, info in enumerate(infos)]
     primary = next((t for t in texts if t.language.lower() == "en-us"), texts[0])
@@ -356,12 +366,21 @@ def _alert(
         policy.check_event(event_code, f["event"] or "", "actual", accepted)
     expires = f["expires"]
     if expires is None:
-        if not cancel:
+        if cancel:
+            expires = sent
+        elif default_lifetime_s > 0:
+            end = datetime.fromisoformat(sent) + timedelta(seconds=default_lifetime_s)
+            expires = end.isoformat()
+            warnings.append(
+                f"info {p} has no <expires>: the alert ends at {expires},"
+                f" {default_lifetime_s / 3600:g} h after <sent> (AMBER_CAP_DEFAULT_LIFETIME_S);"
+                " send <expires> (IPAWS requires it) or cancel it sooner"
+            )
+        else:
             raise Invalid(
                 f"missing <expires> in info {p}: IPAWS requires it, and an alert must end",
                 code="cap_missing_field",
             )
-        expires = sent
     ordered = [(t.index, infos[t.index]) for t in order]
     photos = parse_photos(ordered, origin, warnings)
     area = (

@@ -117,6 +117,10 @@ class Settings:
     """Alerts checked at once per process (each within ~1 CPU-second and 256 MB)."""
     max_expires_s: int = 7 * 24 * 3600
     """How far in the future an alert may expire."""
+    cap_default_lifetime_s: int = 24 * 3600
+    """How long a CAP Alert or Update without ``<expires>`` lasts after its ``sent``
+    (CAP leaves it to the recipient; 24 h is how long WEA phones keep an alert). The
+    answer warns; 0 refuses such messages (422 ``cap_missing_field``), as IPAWS does."""
     signature_tolerance_s: int = 300
     max_clock_skew_s: int = 300
     """How far a message's ``sent`` may lie ahead of this server's clock; more is refused

@@ -168,6 +168,7 @@ class AgencyHook:
             body,
             max_vertices=self.s.max_vertices,
             accepted_event_codes=self.s.accepted_event_codes,
+            default_lifetime_s=self.s.cap_default_lifetime_s,
         )
         if msg.scope.lower() != "public":
             raise Invalid(

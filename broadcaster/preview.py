@@ -110,6 +110,7 @@ class Preview:
             body,
             max_vertices=self.s.max_vertices,
             accepted_event_codes=self.s.accepted_event_codes,
+            default_lifetime_s=self.s.cap_default_lifetime_s,
         )
         out.warnings.extend(msg.warnings)
         if msg.scope.lower() != "public":

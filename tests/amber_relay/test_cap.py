@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -495,10 +496,20 @@ def test_parse_cap_missing_category_names_info() -> None:
     _rejected(body, Invalid, "cap_missing_field", "missing <category> in info 0")
 
 
-def test_parse_cap_missing_expires_is_invalid() -> None:
-    """An Alert's primary info must carry expires (IPAWS requires it)."""
+def test_parse_cap_missing_expires_is_invalid_without_a_default() -> None:
+    """With no default lifetime, an Alert's primary info must carry expires (as IPAWS)."""
     body = _variant("polygon_only", "<expires>2031-03-09T16:20:00-06:00</expires>", "")
     _rejected(body, Invalid, "cap_missing_field", "missing <expires> in info 0")
+
+
+def test_parse_cap_missing_expires_takes_the_default_lifetime_after_sent() -> None:
+    """Without expires, the alert ends ``default_lifetime_s`` after its sent, with a warning."""
+    body = _variant("polygon_only", "<expires>2031-03-09T16:20:00-06:00</expires>", "")
+    msg = parse_cap(body, max_vertices=MAX_VERTICES, default_lifetime_s=6 * 3600)
+    assert msg.alert is not None
+    sent = datetime.fromisoformat(msg.sent)
+    assert datetime.fromisoformat(msg.alert.expires) - sent == timedelta(hours=6)
+    assert any("no <expires>" in w and "6 h after <sent>" in w for w in msg.warnings)
 
 
 def test_parse_cap_long_headline_is_refused_in_cap_terms() -> None:

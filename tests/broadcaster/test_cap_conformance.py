@@ -63,7 +63,8 @@ DEFAULT = {
     "oasis-cap12-a1-homeland-security.xml": (422, "event_code_missing"),
     "oasis-cap12-a2-thunderstorm.xml": (422, "event_not_accepted"),
     "oasis-cap12-a3-earthquake.xml": (422, "event_code_missing"),
-    "oasis-cap12-a4-amber.xml": (422, "cap_missing_field"),
+    # No <expires>: it lasts AMBER_CAP_DEFAULT_LIFETIME_S (24 h) after sent, with a warning.
+    "oasis-cap12-a4-amber.xml": (202, "active"),
     "onm-algeria-heatwave.xml": (422, "event_code_missing"),
     "pagasa-tropical-cyclone-test.xml": (422, "event_code_missing"),
     "rfs-nsw-mva-edxl-prefixed.xml": (422, "event_code_missing"),
