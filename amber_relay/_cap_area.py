@@ -17,6 +17,7 @@ from xml.parsers.expat import ErrorString
 import defusedxml.ElementTree as DefusedET
 from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 
+from ._geocodes import as_same
 from .errors import Invalid, Malformed
 from .ingest import decode_utf8
 from .model import TEXT_MAX_CHARS
@@ -268,7 +269,12 @@ class AreaUnion:
             name = req_text(el, "valueName", gwhere)
             value = req_text(el, "value", gwhere)
             if name.upper() != "SAME":
-                ignored[name] = ignored.get(name, 0) + 1
+                alias = as_same(name, value)
+                if alias is None:
+                    ignored[name] = ignored.get(name, 0) + 1
+                else:
+                    found += 1
+                    self._same.setdefault(alias)
                 continue
             if _SAME.fullmatch(value) is None:
                 raise Invalid(
@@ -279,7 +285,8 @@ class AreaUnion:
             self._same.setdefault(value)
         for name, n in ignored.items():
             self._warnings.append(
-                f"{where}: {n} {_short(name)} geocode(s) ignored; only SAME codes are resolved"
+                f"{where}: {n} {_short(name)} geocode(s) ignored; only county codes (SAME,"
+                " FIPS6, UGC counties) are resolved"
             )
         return found
 

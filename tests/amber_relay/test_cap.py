@@ -164,16 +164,51 @@ def test_parse_cap_two_polygons_become_multipolygon() -> None:
 
 
 def test_parse_cap_areas_are_unioned_and_first_area_describes() -> None:
-    """Several areas merge into one AreaIn described by the first areaDesc; UGC is warned about."""
+    """Several areas merge into one AreaIn described by the first areaDesc; the UGC code
+    of the SAME code's county (TXC229 = 048229) adds nothing."""
     msg = _parse("multi_area")
     assert msg.alert is not None
     area = msg.alert.area
     assert isinstance(area.geometry, PolygonGeometry)
     assert area.same == ["048229"]
     assert area.description == "Central El Paso, TX"
-    assert msg.warnings == [
-        "info 0 area 1: 1 'UGC' geocode(s) ignored; only SAME codes are resolved"
-    ]
+    assert msg.warnings == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "same"),
+    [
+        ("FIPS6", "048029", "048029"),
+        ("UGC", "TXC029", "048029"),
+        ("ugc", "vac510", "051510"),
+        ("UGC", "PRC127", "072127"),
+    ],
+)
+def test_parse_cap_fips6_and_ugc_county_codes_resolve_as_same(
+    name: str, value: str, same: str
+) -> None:
+    """FIPS6 and UGC county geocodes (NWS) are read as the SAME code of that county."""
+    geocode = f"<geocode><valueName>{name}</valueName><value>{value}</value></geocode>"
+    area = f"<area><areaDesc>county</areaDesc>{geocode}</area>"
+    body = _variant("polygon_only", "<area>", area + "<area>")
+    alert = parse_cap(body, max_vertices=MAX_VERTICES).alert
+    assert alert is not None and alert.area.same == [same]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "label"),
+    [("UGC", "TXZ055", "UGC"), ("UGC", "XXC001", "UGC"), ("FIPS6", "48029", "FIPS6")],
+)
+def test_parse_cap_ugc_zones_and_bad_county_codes_are_ignored_with_a_warning(
+    name: str, value: str, label: str
+) -> None:
+    """UGC zone codes, unknown states and malformed FIPS6 values are warned about, not resolved."""
+    geocode = f"<geocode><valueName>{name}</valueName><value>{value}</value></geocode>"
+    area = f"<area><areaDesc>zone</areaDesc><circle>33.5,-101.9 1</circle>{geocode}</area>"
+    body = _variant("polygon_only", "<area>", area + "<area>")
+    msg = parse_cap(body, max_vertices=MAX_VERTICES)
+    assert msg.alert is not None and msg.alert.area.same == []
+    assert any(f"1 {label!r} geocode(s) ignored" in w for w in msg.warnings), msg.warnings
 
 
 def test_parse_cap_long_area_desc_is_kept_whole() -> None:
@@ -675,7 +710,7 @@ def test_parse_cap_warnings_are_capped() -> None:
     """Thousands of ignored parts give at most 21 warning lines, the last counting the rest."""
     ugc = "".join(
         f"<area><areaDesc>a{k}</areaDesc><circle>33.5,-101.9 1</circle>"
-        f"<geocode><valueName>UGC</valueName><value>TXC{k:03d}</value></geocode></area>"
+        f"<geocode><valueName>UGC</valueName><value>TXZ{k:03d}</value></geocode></area>"
         for k in range(100)
     )
     body = _variant("polygon_only", "<area>", ugc + "<area>")
