@@ -99,8 +99,15 @@ class Jurisdictions:
             if found is not None:
                 return found
             codes = sorted(self._states) if _US in key else sorted(key & set(self._states))
-            states = [self._states[s] for s in codes]
-            border = shapely.union_all(states).buffer(BORDER_TOLERANCE_DEG, quad_segs=2)
+            # The whole US has no border to another US state: skip its outline (a union
+            # of every state at full resolution, seconds of work no check would use).
+            border = (
+                shapely.Polygon()
+                if _US in key
+                else shapely.union_all([self._states[s] for s in codes]).buffer(
+                    BORDER_TOLERANCE_DEG, quad_segs=2
+                )
+            )
             margin = shapely.union_all([self._state_margin(s) for s in codes])
             shapely.prepare(border)
             shapely.prepare(margin)

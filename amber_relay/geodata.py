@@ -100,7 +100,7 @@ class GeoData:
     ) -> tuple[list[BaseGeometry], list[str]]:
         """Areas for SAME codes (PSSCCC), each widened by ``widen_m`` metres, and warnings.
 
-        A county takes milliseconds (cached after); a whole state up to ~0.5 s for
+        A county takes milliseconds (cached after); a whole state up to ~1 s for
         Alaska, once per process and width. Not cancellable: call it off the event loop.
 
         Raises:

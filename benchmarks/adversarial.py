@@ -193,6 +193,8 @@ def shapes(
         ),
         "same_texas": ({"same": [f"0{c}" for c in texas]}, (LAT, LON)),
         "same_500": ({"same": [f"0{c}" for c in (texas + near)[: s.max_same_codes]]}, (LAT, LON)),
+        # A whole state of ~100,000 vertices across 180 deg, widened (cold in the process).
+        "same_alaska": ({"same": ["002000"]}, (61.218, -149.9)),
     }
 
 

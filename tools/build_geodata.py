@@ -263,7 +263,14 @@ def _coarse(
     for clip_id in sorted({c for _, c in COARSE.values()}):
         clip = (states if len(clip_id) == 2 else counties)[clip_id][1]
         ids = sorted(f for f, (_, c) in COARSE.items() if c == clip_id)
-        grown = {f: shapely.intersection(widen(coarse[f][1], COARSE[f][0]), clip) for f in ids}
+        # Widened as when their margins were measured (so the file rebuilds byte for byte).
+        grown = {
+            f: shapely.intersection(
+                widen(coarse[f][1], COARSE[f][0], quad_segs=8, band_ratio=1.02, slack_m=5.0),
+                clip,
+            )
+            for f in ids
+        }
         # Parts of the 1:500k outline the widened 1:10m regions still miss (small
         # islands off the simplified coast) go to the region nearest at 1:10m.
         left = shapely.difference(clip, shapely.union_all(list(grown.values())))

@@ -156,6 +156,16 @@ def test_multipolygon_split_at_the_antimeridian_matches_attu_not_london(gd: GeoD
     assert not matcher.contains(*LONDON)
 
 
+def test_alaska_statewide_same_matches_anchorage_juneau_and_attu(gd: GeoData) -> None:
+    """A whole-state SAME code for Alaska (both sides of 180 deg) is accepted from the
+    state's own agency and matches its cities and the western Aleutians, not London."""
+    v = check(doc({"same": ["002000"]}), gd, ALASKA)
+    matcher = Area.from_coords(v.record.polygons, [])
+    for lat, lon in [(61.218, -149.900), (58.302, -134.420), (64.838, -147.716), ATTU]:
+        assert matcher.contains(lat, lon), (lat, lon)
+    assert not matcher.contains(*LONDON) and not matcher.contains(47.61, -122.33)
+
+
 def test_ring_jumping_over_180_is_split_not_a_band(gd: GeoData) -> None:
     """A ring drawn straight across 180 deg is split there, never a band round the world."""
     ring = [[172.0, 51.0], [-176.0, 51.0], [-176.0, 54.0], [172.0, 54.0], [172.0, 51.0]]
