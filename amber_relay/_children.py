@@ -35,11 +35,13 @@ _PR_SET_PDEATHSIG = 1
 _TICK_S = 0.1
 
 
-def _die_with_parent(parent: int) -> None:
-    # Runs in the child between fork and exec (single-threaded there).
+def _die_with_parent(parent: int, signum: int = signal.SIGTERM) -> None:
+    # Runs in the child between fork and exec (single-threaded there), or first thing
+    # after exec (broadcaster._validator). The kernel sends ``signum`` when the thread
+    # that started the child ends.
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
     if os.getppid() != parent:  # the parent died before the prctl: do not run orphaned
         os._exit(1)
 

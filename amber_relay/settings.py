@@ -111,10 +111,16 @@ class Settings:
     free): what repairing and joining cost grows with it (a 141-point star has ~9,700).
     Beyond it 422 self_intersection names the first one."""
     ingest_timeout_s: float = 5.0
-    """Bound on checking one alert off the event loop, waiting for a slot included;
-    beyond it the hook answers 503 ingest_busy with Retry-After."""
+    """Bound on checking one alert in a child process, waiting for a free child
+    included; beyond it the child is killed (and replaced) and the hook answers 503
+    ingest_busy with Retry-After."""
     ingest_max_concurrent: int = 2
-    """Alerts checked at once per process (each within ~1 CPU-second and 256 MB)."""
+    """Alerts checked at once per serving process, each in a child process of its own
+    (at most this many children; each check within ~1 CPU-second and 256 MB)."""
+    ingest_memory_limit_bytes: int = 1024 * 1024 * 1024
+    """Address space (RLIMIT_AS) of each alert-checking child process, its interpreter
+    and the mapped geodata (~120 MB) included; a check that needs more is refused
+    (422 too_intricate) and the child replaced."""
     max_expires_s: int = 7 * 24 * 3600
     """How far in the future an alert may expire."""
     cap_default_lifetime_s: int = 24 * 3600

@@ -17,6 +17,7 @@ from amber_relay.store import NotReplicated, Store, Submission
 
 from ._health import Health
 from ._problem import problem
+from ._validator import ValidatorPool
 from .hub import Hub
 
 __all__ = ["ApiContext", "json_response", "unavailable"]
@@ -40,6 +41,8 @@ class ApiContext:
 
     ``fresh`` is false for an idempotent replay (nothing new to apply)."""
     clock: Callable[[], float]
+    checks: ValidatorPool
+    """The child processes that parse and check alerts (hook and preview)."""
     not_ready: Callable[[], str | None] = lambda: None
     """A short reason this process should get no traffic now (``/readyz``), or None."""
     health: Health = field(default_factory=Health)

@@ -32,7 +32,6 @@ from amber_relay.store import Submission
 
 from ._body import Aborted, BodyBudget, Busy
 from ._context import ApiContext, json_response, unavailable
-from ._offload import Offload
 from ._problem import from_rejected, problem
 
 __all__ = ["AgencyHook"]
@@ -52,7 +51,7 @@ class AgencyHook:
         self.s = ctx.settings
         codes = pilot.parse_states(ctx.settings.public_states, ctx.geodata.states)
         self._pilot = {c: ctx.geodata.states[c] for c in sorted(codes)}
-        self._offload = Offload(self.s.ingest_max_concurrent, self.s.ingest_timeout_s)
+        self.checks = ctx.checks
         self._bodies = BodyBudget(ctx.settings.api_body_budget_bytes, ctx.settings.max_body_bytes)
 
     def _preauth(self, request: Request) -> tuple[Agency, signing.SignatureHeader]:
@@ -139,15 +138,12 @@ class AgencyHook:
     async def _validate(
         self, alert: AlertIn, agency: Agency, alert_id: str | None = None
     ) -> ingest.Validated:
-        # Geometry (bounded, but up to ~1 CPU-second for the worst accepted shapes)
-        # stays off the event loop that also serves the stream's sockets.
-        now = self.ctx.clock()
-        return await self._offload.run(
-            ingest.validate, alert, agency, self.ctx.geodata, self.s, now=now, alert_id=alert_id
-        )
+        # Geometry (bounded, but up to ~1 CPU-second for the worst accepted shapes) is
+        # checked in a child process: this process's loop serves the stream's sockets.
+        return await self.checks.validate(alert, agency, now=self.ctx.clock(), alert_id=alert_id)
 
     async def _post_json(self, agency: Agency, body: bytes) -> Response:
-        alert = await self._offload.run(ingest.parse_json, body)  # 4 MiB: ~20 ms of decoding
+        alert = await self.checks.parse_json(body)  # 4 MiB: ~20 ms of decoding
         validated = await self._validate(alert, agency, namespaced_id(agency.id, alert.identifier))
         idem = f"json:{agency.id}:{alert.identifier}:{hashlib.sha256(body).hexdigest()}"
         public, notes = await self._in_pilot(validated.record)
@@ -162,14 +158,8 @@ class AgencyHook:
         return await self._submit(idem, validated.record.id, sub)
 
     async def _post_cap(self, agency: Agency, body: bytes) -> Response:
-        # XML of up to max_body_bytes: parsed off the loop like JSON.
-        msg = await self._offload.run(
-            cap.parse_cap,
-            body,
-            max_vertices=self.s.max_vertices,
-            accepted_event_codes=self.s.accepted_event_codes,
-            default_lifetime_s=self.s.cap_default_lifetime_s,
-        )
+        # XML of up to max_body_bytes: parsed in a child process like JSON.
+        msg = await self.checks.parse_cap(body)
         if msg.scope.lower() != "public":
             raise Invalid(
                 f"CAP scope {msg.scope} is not accepted: this hook publishes to the public"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import msgspec
 import shapely
@@ -22,11 +21,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from amber_relay import cap, geo, ingest
+from amber_relay import geo
 from amber_relay.agencies import Agency, namespaced_id
 from amber_relay.errors import Invalid, Rejected, UnsupportedType
 from amber_relay.geodata import GeoData
-from amber_relay.model import AlertRecord
+from amber_relay.model import AlertIn, AlertRecord
 from amber_relay.outlines import simplified_geojson
 
 from ._context import ApiContext, json_response, unavailable
@@ -89,10 +88,10 @@ class Preview:
 
         return await self.hook._signed(request, act)
 
-    async def _validate(self, out: _Outcome, alert: Any, agency: Agency, alert_id: str) -> None:
-        now = self.ctx.clock()
-        validated = await run_in_threadpool(
-            ingest.validate, alert, agency, self.ctx.geodata, self.s, now=now, alert_id=alert_id
+    async def _validate(self, out: _Outcome, alert: AlertIn, agency: Agency, alert_id: str) -> None:
+        # The hook's child processes: a preview is bounded like a send.
+        validated = await self.hook.checks.validate(
+            alert, agency, now=self.ctx.clock(), alert_id=alert_id
         )
         out.record = validated.record
         out.warnings.extend(validated.warnings)
@@ -100,18 +99,13 @@ class Preview:
         out.warnings.extend(notes)
 
     async def _dry_json(self, agency: Agency, body: bytes, out: _Outcome) -> None:
-        alert = ingest.parse_json(body)
+        alert = await self.hook.checks.parse_json(body)
         out.alert_id = namespaced_id(agency.id, alert.identifier)
         await self._check_owner(agency, out.alert_id, out)
         await self._validate(out, alert, agency, out.alert_id)
 
     async def _dry_cap(self, agency: Agency, body: bytes, out: _Outcome) -> None:
-        msg = cap.parse_cap(
-            body,
-            max_vertices=self.s.max_vertices,
-            accepted_event_codes=self.s.accepted_event_codes,
-            default_lifetime_s=self.s.cap_default_lifetime_s,
-        )
+        msg = await self.hook.checks.parse_cap(body)
         out.warnings.extend(msg.warnings)
         if msg.scope.lower() != "public":
             raise Invalid(

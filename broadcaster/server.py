@@ -40,6 +40,7 @@ from ._drain import drain
 from ._edge import EdgeState, edge_protocol
 from ._health import Health
 from ._tasks import supervise
+from ._validator import ValidatorPool
 from .api import ApiContext, create_app
 from .feed import flush_stats, follow
 from .hub import Hub
@@ -156,9 +157,9 @@ async def serve(
     # A broken agencies file is a deploy error: fail before the slow geodata load.
     agencies = load_agencies(settings.agencies_file)
     geo = await asyncio.to_thread(geodata.load)
-    # The county R-tree is built on first use (~90 ms here): do it now, off the loop. Only
-    # the hook's checks (in threads) use it: fan-out needs no county geometry.
-    await asyncio.to_thread(geo.counties_touching, None, [])
+    # Alert checks run in child processes (the county R-tree they need is built there:
+    # fan-out needs no county geometry); the first one starts with the sync below.
+    checks = ValidatorPool(settings)
     try:
         public_states = pilot.parse_states(settings.public_states, geo.states)
     except ValueError as exc:
@@ -210,7 +211,7 @@ async def serve(
     health = Health()
     sampler = Sampler(hub, stream, ",".join(sorted(public_states)))
     app = create_app(
-        ApiContext(bound, store, agencies, geo, hub, enqueue, time.time, health=health),
+        ApiContext(bound, store, agencies, geo, hub, enqueue, time.time, checks, health=health),
         [Route("/metrics", metrics_endpoint(sampler), methods=["GET"])],
     )
     restarts = health.task_restarts
@@ -254,6 +255,7 @@ async def serve(
     http_task: asyncio.Task[None] | None = None
     stream.start_sweeps()
     try:
+        await checks.start()
         try:
             async with asyncio.timeout(30):
                 await synced.wait()
@@ -299,6 +301,7 @@ async def serve(
         # pool (the queued job applies that version anyway).
         if fast_tasks:
             await _cancel_all(list(fast_tasks))
+        await checks.close()
         await redis.aclose()
         await feed_redis.aclose()
         await arq.aclose()

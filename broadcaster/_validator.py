@@ -1,0 +1,425 @@
+"""Alert checks (parse, validate) in a few child processes, bounded in time and memory.
+
+The serving process's event loop also serves thousands of stream sockets: Python work
+in a thread of that process holds its GIL (stalling them), and a thread cannot be
+stopped. So the hook's pure, CPU-heavy work (``ingest.parse_json``, ``cap.parse_cap``,
+``ingest.validate``) runs in child processes of the serving process:
+
+- at most ``ingest_max_concurrent`` children. :meth:`ValidatorPool.start` starts one
+  with the server, so the first alert after a deploy does not wait for an interpreter
+  to start (~0.6 s of imports); more are started on demand, up to the bound, and one
+  that is lost is replaced at once;
+- each child is a fresh interpreter (fork+exec, never a bare fork of this threaded
+  process; not :mod:`multiprocessing`, whose start-up pickles), sets RLIMIT_AS to
+  ``ingest_memory_limit_bytes``, maps the geodata once, then answers one request at a
+  time over a socketpair: msgpack frames (msgspec, never pickle), a 4-byte big-endian
+  length first. Settings reach it as the first frame;
+- a call waits at most ``ingest_timeout_s`` in all (for a free child, then for its
+  answer); beyond it the child is SIGKILLed and replaced and the call raises
+  ``Busy`` (503 ``ingest_busy``);
+- refusals come back as (class name, code, reason) and are raised again as the same
+  :class:`~amber_relay.errors.Rejected` subclass, so the API answers exactly as if the
+  check ran in process; a check that ran out of memory raises ``Invalid`` (422
+  ``too_intricate``), a child that died unexplained ``Busy`` (503 ``ingest_failed``);
+  the child is replaced either way. The serving process never dies of it;
+- children die with the serving process (``PR_SET_PDEATHSIG``, SIGKILL: they hold
+  nothing worth a clean exit) and :meth:`ValidatorPool.close` kills and reaps them.
+
+Cancellation: a caller that stops waiting does not stop its check. The check ends
+(within the same deadline, else its child is killed) and its answer is discarded; the
+child stays busy until then, so abandoned checks cannot pile up, and a client that
+hangs up cannot make the server start interpreters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import msgspec
+
+from amber_relay import cap, errors, ingest
+from amber_relay._children import _die_with_parent
+from amber_relay.agencies import Agency
+from amber_relay.errors import Busy, Invalid, Rejected
+from amber_relay.geodata import GeoData
+from amber_relay.model import AlertIn, AlertRecord
+from amber_relay.settings import Settings
+
+__all__ = ["ValidatorPool"]
+
+log = logging.getLogger("amber_relay.validator")
+
+# -- the wire: requests and replies, msgpack ------------------------------------------
+
+
+class _ParseJson(msgspec.Struct, frozen=True, tag="json"):
+    body: bytes
+
+
+class _ParseCap(msgspec.Struct, frozen=True, tag="cap"):
+    body: bytes
+
+
+class _Validate(msgspec.Struct, frozen=True, tag="validate"):
+    alert: AlertIn
+    agency: Agency
+    now: float
+    alert_id: str | None
+
+
+class _Parsed(msgspec.Struct, frozen=True, tag="parsed"):
+    alert: AlertIn
+
+
+class _CapParsed(msgspec.Struct, frozen=True, tag="cap_parsed"):
+    message: cap.CapMessage
+
+
+class _Checked(msgspec.Struct, frozen=True, tag="checked"):
+    record: AlertRecord
+    warnings: list[str]
+
+
+class _Refused(msgspec.Struct, frozen=True, tag="refused"):
+    kind: str
+    """The class name of the Rejected raised (Invalid, Forbidden...)."""
+    code: str
+    reason: str
+
+
+class _OutOfMemory(msgspec.Struct, frozen=True, tag="memory"):
+    pass
+
+
+class _Failed(msgspec.Struct, frozen=True, tag="failed"):
+    error: str
+    """An unexpected exception (a bug): the caller raises RuntimeError, a 500 as before."""
+
+
+_Request = _ParseJson | _ParseCap | _Validate
+_Reply = _Parsed | _CapParsed | _Checked | _Refused | _OutOfMemory | _Failed
+_REJECTED: dict[str, type[Rejected]] = {
+    c.__name__: c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, Rejected)
+}
+_enc = msgspec.msgpack.Encoder()
+_LEN = 4
+R = TypeVar("R", _Parsed, _CapParsed, _Checked)
+
+
+def _frame(payload: bytes) -> bytes:
+    return len(payload).to_bytes(_LEN, "big") + payload
+
+
+# -- the serving process's side -------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Child:
+    proc: subprocess.Popen[bytes]
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+
+class ValidatorPool:
+    """Checks alerts in at most ``ingest_max_concurrent`` child processes.
+
+    Every method is called from the event loop's thread (children are started from
+    it: their parent-death signal is tied to that thread).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.timeout_s = settings.ingest_timeout_s
+        self._settings = settings
+        self._hello = _frame(_enc.encode(settings))
+        self._slots = asyncio.Semaphore(settings.ingest_max_concurrent)
+        self._idle: list[_Child] = []
+        self._children: set[_Child] = set()
+        self._calls: set[asyncio.Task[_Reply]] = set()
+        self._closed = False
+        self._dec: msgspec.msgpack.Decoder[_Reply] = msgspec.msgpack.Decoder(_Reply)
+        # The child imports this very package (same code as the server's).
+        root = str(Path(__file__).resolve().parent.parent)
+        path = os.environ.get("PYTHONPATH")
+        self._env = {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
+
+    def pids(self) -> list[int]:
+        """Process ids of the live children (for tests and diagnostics)."""
+        return sorted(c.proc.pid for c in self._children)
+
+    async def start(self) -> None:
+        """Start one child now (it loads while the server starts).
+
+        Raises:
+            OSError: the child could not be started.
+        """
+        if not self._idle and not self._closed:
+            self._idle.append(await self._spawn())
+
+    async def parse_json(self, body: bytes) -> AlertIn:
+        """:func:`amber_relay.ingest.parse_json` in a child; raises what it raises, or
+        ``Busy`` / ``Invalid`` as the module docstring says."""
+        return (await self._call(_ParseJson(body), _Parsed)).alert
+
+    async def parse_cap(self, body: bytes) -> cap.CapMessage:
+        """:func:`amber_relay.cap.parse_cap` (the settings' limits) in a child."""
+        return (await self._call(_ParseCap(body), _CapParsed)).message
+
+    async def validate(
+        self, alert: AlertIn, agency: Agency, *, now: float, alert_id: str | None = None
+    ) -> ingest.Validated:
+        """:func:`amber_relay.ingest.validate` (shipped geodata, the settings) in a child."""
+        # The child needs the agency's id and jurisdiction, not its secret.
+        agency = Agency(agency.id, "", agency.jurisdiction, agency.name)
+        reply = await self._call(_Validate(alert, agency, now, alert_id), _Checked)
+        return ingest.Validated(reply.record, reply.warnings)
+
+    async def close(self) -> None:
+        """Kill and reap every child; checks in flight end with ``Busy``."""
+        self._closed = True
+        for child in self._children:
+            _kill(child)
+        if self._calls:
+            await asyncio.wait(list(self._calls))  # each sees its child's end, reaps it
+        for child in list(self._children):
+            await self._retire(child)
+
+    async def _call(self, request: _Request, kind: type[R]) -> R:
+        """One request, answered within ``timeout_s`` (see the module docstring).
+
+        Cancellation: the caller stops waiting; the exchange goes on and frees its
+        child and slot when it ends (answer discarded).
+        """
+        if self._closed:
+            raise Busy("the server is stopping", code="ingest_busy")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise Busy(
+                f"alert checks are all busy; none freed within {self.timeout_s:g} s",
+                code="ingest_busy",
+            ) from None
+        call = asyncio.create_task(self._exchange(_frame(_enc.encode(request)), deadline))
+        self._calls.add(call)
+        call.add_done_callback(self._done)
+        reply = await asyncio.shield(call)
+        if isinstance(reply, kind):
+            return reply
+        if isinstance(reply, _Refused):
+            cls = _REJECTED.get(reply.kind, Invalid)
+            raise cls(reply.reason, code=reply.code)
+        if isinstance(reply, _Failed):
+            raise RuntimeError(f"alert check failed in its process: {reply.error}")
+        raise RuntimeError(f"alert check process answered {type(reply).__name__}")
+
+    def _done(self, call: asyncio.Task[_Reply]) -> None:
+        self._calls.discard(call)
+        self._slots.release()
+        if not call.cancelled():
+            call.exception()  # retrieved: a caller that went away no longer awaits it
+
+    async def _exchange(self, frame: bytes, deadline: float) -> _Reply:
+        """Send ``frame`` to an idle (or new) child and read its reply by ``deadline``."""
+        if self._closed:  # closed while this call waited for a slot
+            raise Busy("the server is stopping", code="ingest_busy")
+        try:
+            child = self._idle.pop() if self._idle else await self._spawn()
+        except OSError as exc:
+            log.error("could not start an alert check process: %r", exc)
+            raise Busy(
+                "could not start an alert check; retry shortly", code="ingest_failed"
+            ) from None
+        try:
+            async with asyncio.timeout_at(deadline):
+                child.writer.write(frame)
+                await child.writer.drain()
+                size = int.from_bytes(await child.reader.readexactly(_LEN), "big")
+                data = await child.reader.readexactly(size)
+        except TimeoutError:
+            log.warning(
+                "alert check over %g s: killing its process %d", self.timeout_s, child.proc.pid
+            )
+            await self._retire(child, replace=True)
+            raise Busy(
+                f"checking the alert took more than {self.timeout_s:g} s", code="ingest_busy"
+            ) from None
+        except (asyncio.IncompleteReadError, OSError):
+            status = await self._retire(child, replace=True)
+            if self._closed:
+                raise Busy("the server is stopping", code="ingest_busy") from None
+            log.error("alert check process %d died (status %d)", child.proc.pid, status)
+            raise Busy(
+                "the alert check ended unexpectedly; retry shortly", code="ingest_failed"
+            ) from None
+        except BaseException:  # cancelled mid-frame: the child's stream is out of step
+            await self._retire(child)
+            raise
+        reply = self._dec.decode(data)
+        if isinstance(reply, _OutOfMemory):
+            await self._retire(child, replace=True)
+            limit_mib = self._settings.ingest_memory_limit_bytes // (1024 * 1024)
+            raise Invalid(
+                f"checking this area needs more than the {limit_mib} MiB of memory a check"
+                " may use: simplify it (fewer vertices or parts)",
+                code="too_intricate",
+            )
+        if self._closed:
+            await self._retire(child)
+        else:
+            self._idle.append(child)
+        return reply
+
+    async def _spawn(self) -> _Child:
+        parent_sock, child_sock = socket.socketpair()
+        try:
+            proc = _popen(child_sock.fileno(), self._env)
+        except BaseException:
+            parent_sock.close()
+            raise
+        finally:
+            child_sock.close()
+        try:
+            reader, writer = await asyncio.open_connection(sock=parent_sock)
+        except BaseException:
+            parent_sock.close()
+            proc.kill()
+            proc.wait()
+            raise
+        child = _Child(proc, reader, writer)
+        self._children.add(child)
+        writer.write(self._hello)
+        return child
+
+    async def _retire(self, child: _Child, *, replace: bool = False) -> int:
+        """Kill and reap ``child`` (idempotent); start a replacement if none is idle."""
+        self._children.discard(child)
+        with contextlib.suppress(ValueError):
+            self._idle.remove(child)
+        _kill(child)
+        child.writer.close()
+        status = await asyncio.to_thread(child.proc.wait)
+        with contextlib.suppress(OSError):
+            await child.writer.wait_closed()
+        if replace and not self._closed and not self._idle:
+            try:
+                self._idle.append(await self._spawn())
+            except OSError as exc:  # the next call tries again
+                log.error("could not start an alert check process: %r", exc)
+        return status
+
+
+def _popen(fd: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    # From the loop's thread, on purpose: the child's parent-death signal is tied to the
+    # thread that starts it. Quick (vfork + exec: no preexec_fn), so not worth a thread.
+    return subprocess.Popen(
+        [sys.executable, "-m", "broadcaster._validator", str(fd), str(os.getpid())],
+        pass_fds=(fd,),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,  # the server's stdout carries its ready line
+        env=env,
+        start_new_session=True,  # a terminal's Ctrl-C is the server's to handle
+    )
+
+
+def _kill(child: _Child) -> None:
+    if child.proc.poll() is None:
+        child.proc.kill()
+
+
+# -- the child's side -----------------------------------------------------------------
+
+
+def _recv(sock: socket.socket) -> bytes | None:
+    """One frame, or None at the end of the stream (the server closed it)."""
+    head = _recv_exactly(sock, _LEN)
+    return None if head is None else _recv_exactly(sock, int.from_bytes(head, "big"))
+
+
+def _recv_exactly(sock: socket.socket, n: int) -> bytes | None:
+    buf = bytearray(n)
+    view, got = memoryview(buf), 0
+    while got < n:
+        k = sock.recv_into(view[got:])
+        if k == 0:
+            return None
+        got += k
+    return bytes(buf)
+
+
+def _reply(
+    frame: bytes, dec: msgspec.msgpack.Decoder[_Request], geo: GeoData, s: Settings
+) -> bytes:
+    try:
+        return _frame(_enc.encode(_answer(dec.decode(frame), geo, s)))
+    except MemoryError:  # decoding the request or encoding the reply
+        return _frame(_enc.encode(_OutOfMemory()))
+
+
+def _answer(request: _Request, geo: GeoData, settings: Settings) -> _Reply:
+    try:
+        if isinstance(request, _ParseJson):
+            return _Parsed(ingest.parse_json(request.body))
+        if isinstance(request, _ParseCap):
+            return _CapParsed(
+                cap.parse_cap(
+                    request.body,
+                    max_vertices=settings.max_vertices,
+                    accepted_event_codes=settings.accepted_event_codes,
+                    default_lifetime_s=settings.cap_default_lifetime_s,
+                )
+            )
+        v = ingest.validate(
+            request.alert,
+            request.agency,
+            geo,
+            settings,
+            now=request.now,
+            alert_id=request.alert_id,
+        )
+        return _Checked(v.record, v.warnings)
+    except Rejected as exc:
+        return _Refused(type(exc).__name__, exc.code, exc.reason)
+    except MemoryError:
+        return _OutOfMemory()
+    except Exception as exc:
+        if "bad_alloc" in str(exc):  # GEOS reports a failed C++ allocation as GEOSException
+            return _OutOfMemory()
+        traceback.print_exc()
+        return _Failed(f"{type(exc).__name__}: {exc}"[:500])
+
+
+def _child_main(fd: int, parent: int) -> None:
+    """Serve requests on the socket ``fd`` until the server closes it or dies."""
+    _die_with_parent(parent, signal.SIGKILL)
+    sock = socket.socket(fileno=fd)
+    hello = _recv(sock)
+    if hello is None:
+        return
+    settings = msgspec.msgpack.decode(hello, type=Settings)
+    limit = settings.ingest_memory_limit_bytes
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    from amber_relay import geodata
+
+    geo = geodata.load()
+    geo.counties_touching(None, [])  # the county R-tree (~90 ms): not the first alert's cost
+    dec = msgspec.msgpack.Decoder(_Request)
+    while (frame := _recv(sock)) is not None:
+        sock.sendall(_reply(frame, dec, geo, settings))
+
+
+if __name__ == "__main__":
+    _child_main(int(sys.argv[1]), int(sys.argv[2]))
