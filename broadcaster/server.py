@@ -158,7 +158,7 @@ async def serve(
     agencies = load_agencies(settings.agencies_file)
     geo = await asyncio.to_thread(geodata.load)
     # Alert checks run in child processes (the county R-tree they need is built there:
-    # fan-out needs no county geometry); the first one starts with the sync below.
+    # fan-out needs no county geometry); one is loaded before this process is ready.
     checks = ValidatorPool(settings)
     try:
         public_states = pilot.parse_states(settings.public_states, geo.states)
@@ -255,7 +255,6 @@ async def serve(
     http_task: asyncio.Task[None] | None = None
     stream.start_sweeps()
     try:
-        await checks.start()
         try:
             async with asyncio.timeout(30):
                 await synced.wait()
@@ -263,6 +262,7 @@ async def serve(
             raise RuntimeError(
                 "could not load the active alerts from Redis within 30 s (see the log)"
             ) from None
+        await checks.start()
         # Geodata, the app and the active alerts live as long as the process: move them
         # out of the cyclic GC's generations so a full collection (which stops the event
         # loop, fan-out included) does not walk them again and again.
