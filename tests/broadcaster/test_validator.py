@@ -101,7 +101,7 @@ async def test_results_and_refusals_equal_the_in_process_functions(pool: Validat
         assert got == outcome(ingest.validate, alert, agency, geo, s, now=at, alert_id="a/SMALL")
     assert isinstance(got, tuple) and got[1] == "expired"
     xml = (DATA / "circle_only.xml").read_bytes()
-    limits = {
+    limits: dict[str, Any] = {
         "max_vertices": s.max_vertices,
         "accepted_event_codes": s.accepted_event_codes,
         "default_lifetime_s": s.cap_default_lifetime_s,
