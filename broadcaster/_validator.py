@@ -159,7 +159,15 @@ class ValidatorPool:
         # The child imports this very package (same code as the server's).
         root = str(Path(__file__).resolve().parent.parent)
         path = os.environ.get("PYTHONPATH")
-        self._env = {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
+        self._env = {
+            **os.environ,
+            "PYTHONPATH": root + (os.pathsep + path if path else ""),
+            # One thread for numpy's BLAS: its pool (one per core, each reserving memory)
+            # would count against RLIMIT_AS on a many-core host, and a check is serial.
+            "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+        }
 
     def pids(self) -> list[int]:
         """Process ids of the live children (for tests and diagnostics)."""
