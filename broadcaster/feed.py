@@ -24,7 +24,7 @@ from amber_relay.model import AlertRecord
 from amber_relay.store import BadEntry, Event, Store
 
 from ._health import FeedState
-from .hub import Hub
+from .hub import Hub, Prepared
 
 __all__ = ["follow", "flush_stats"]
 
@@ -61,7 +61,9 @@ async def follow(
         try:
             last = await store.last_event_id()
             active = {k: await _completed(r, hub) for k, r in (await store.active()).items()}
-            hub.sync(active, await store.ended())
+            ended = await store.ended()
+            built = {k: p for k, r in active.items() if (p := await _prepared(hub, r)) is not None}
+            hub.sync(active, ended, built)
             if synced.is_set():
                 state.resyncs += 1
             state.synced = True
@@ -86,10 +88,15 @@ async def follow(
                         bad = True
                         log.error("events stream: skipping entry %s: %s", entry_id, event.reason)
                         continue
-                    if event.record is not None and event.record.regions is None:
-                        record = await _completed(event.record, hub)
-                        event = msgspec.structs.replace(event, record=record)
-                    _apply(hub, event, entry_id)
+                    prepared = None
+                    if event.record is not None:
+                        record = event.record
+                        if record.regions is None:
+                            record = await _completed(record, hub)
+                            event = msgspec.structs.replace(event, record=record)
+                        # The events after this one wait: versions stay in stream order.
+                        prepared = await _prepared(hub, record)
+                    _apply(hub, event, entry_id, prepared)
                 if len(batch) < _COUNT:
                     state.caught_up()
                 if bad:
@@ -116,12 +123,33 @@ async def _completed(record: AlertRecord, hub: Hub) -> AlertRecord:
     return await asyncio.to_thread(ingest.complete, record, hub.geodata)
 
 
-def _apply(hub: Hub, event: Event, entry_id: str) -> None:
+async def _prepared(hub: Hub, record: AlertRecord) -> Prepared | None:
+    """The area and cell classes of ``record`` built in a thread; None if already applied.
+
+    Tens of ms of shapely and numpy for a large area, which the sockets' loop would
+    otherwise stall for: in a thread it yields the GIL every switch interval. Only the
+    snapshot of the occupied cells is taken on the loop. Nothing else applies events
+    to the hub meanwhile (this task is its only writer), so it changes as one step
+    when the caller publishes the result; until then sockets are served the version
+    before. Cancellation leaves the thread to finish and its result unused; an error
+    in the thread gives None (publish then builds it and logs the failure).
+    """
+    if not hub.newer(record):
+        return None
+    occupied = list(hub.index.cells)
+    try:
+        return await asyncio.to_thread(hub.prepare, record, occupied)
+    except Exception:
+        # Publishing builds it again on the loop and logs what fails, as it always did.
+        return None
+
+
+def _apply(hub: Hub, event: Event, entry_id: str, prepared: Prepared | None = None) -> None:
     with alert_context(event.id, event.version):
         try:
             if event.kind == "publish":
                 started = time.perf_counter()
-                hub.apply(event)
+                hub.apply(event, prepared)
                 took = time.perf_counter() - started
                 metrics.FANOUT_SECONDS.observe(took)
                 log.info("published %s v%d in %.4f s", event.id, event.version, took)

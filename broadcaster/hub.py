@@ -27,7 +27,7 @@ from amber_relay.store import Event
 from . import _wire
 from .index import Cell, SocketIndex
 
-__all__ = ["Answer", "Hub", "Socket"]
+__all__ = ["Answer", "Hub", "Prepared", "Socket"]
 
 log = logging.getLogger("amber_relay.hub")
 
@@ -60,6 +60,18 @@ class Socket(Protocol):
     def send(self, data: bytes) -> bool:
         """Queue bytes on the transport without waiting; false if the socket is closed."""
         ...
+
+
+@dataclass(frozen=True, eq=False)
+class Prepared:
+    """The pure part of publishing one record, built by :meth:`Hub.prepare` off the loop."""
+
+    record: AlertRecord
+    area: Area
+    frame: bytes
+    cells: dict[Cell, int]
+    """Classes of the cells occupied when it was built; :meth:`Hub.publish` takes this
+    dict over as the alert's ``inside_cells`` (a Prepared serves one publish)."""
 
 
 @dataclass(eq=False)
@@ -106,47 +118,88 @@ class Hub:
 
     # -- alerts ------------------------------------------------------------------
 
-    def apply(self, event: Event) -> None:
-        """Apply one stream event: publish a version, or clear an alert."""
+    def apply(self, event: Event, prepared: Prepared | None = None) -> None:
+        """Apply one stream event: publish a version (with ``prepared``, if built for
+        it), or clear an alert."""
         if event.kind == "publish" and event.record is not None:
-            self.publish(event.record)
+            self.publish(event.record, prepared)
         elif event.kind == "clear" and event.reason is not None:
             current = self.alerts.get(event.id)
             if current is None or current.record.version <= event.version:
                 self.clear(event.id, event.reason)
 
-    def sync(self, active: dict[str, AlertRecord], ended: dict[str, str]) -> None:
-        """Make the mirror equal a snapshot of the store (start, or after a lost stream)."""
+    def sync(
+        self,
+        active: dict[str, AlertRecord],
+        ended: dict[str, str],
+        prepared: dict[str, Prepared] | None = None,
+    ) -> None:
+        """Make the mirror equal a snapshot of the store (start, or after a lost stream).
+
+        ``prepared`` holds what :meth:`prepare` built for some of the records, by id.
+        """
+        prepared = prepared or {}
         for alert_id, reason in ended.items():
             if reason in ("cancelled", "expired"):
                 self.ended[alert_id] = reason  # type: ignore[assignment]
         for alert_id in [a for a in self.alerts if a not in active]:
             reason = self.ended.get(alert_id, "expired")
             self.clear(alert_id, "cancelled" if reason == "cancelled" else "expired")
-        for record in active.values():
-            self.publish(record)
+        for alert_id, record in active.items():
+            self.publish(record, prepared.get(alert_id))
         # End markers the store swept (retention passed) go here too: bounded memory.
         for alert_id in [a for a in self.ended if a not in ended]:
             del self.ended[alert_id]
 
-    def publish(self, record: AlertRecord) -> int:
+    def newer(self, record: AlertRecord) -> bool:
+        """Whether ``record`` is newer than the alert's current version (publish would apply it)."""
+        old = self.alerts.get(record.id)
+        return old is None or old.record.version < record.version
+
+    def prepare(self, record: AlertRecord, occupied: Iterable[Cell]) -> Prepared:
+        """Build what publishing ``record`` needs that depends on the record alone.
+
+        The area (shapely geometry from the coordinates), the interrupt frame and the
+        classes of the cells in ``occupied`` the area is near: the costly part of a
+        publish for a large area (tens of ms for 20,000 vertices or 100 circles), which
+        must not stall the sockets' event loop. Pure: reads no state of the hub but the
+        grid size, so it may run in a worker thread; take ``occupied`` on the loop
+        (``list(hub.index.cells)``). Its result goes to :meth:`publish` on the loop.
+        """
+        area = Area.from_coords(record.polygons, record.circles)
+        frame = _wire.frame_of(frames.Interrupt(alert=record.content))
+        return Prepared(record, area, frame, self.index.classify_near(area, occupied))
+
+    def publish(self, record: AlertRecord, prepared: Prepared | None = None) -> int:
         """Make ``record`` the alert's current version and send it to every socket inside.
 
         Sockets that had an older version and are outside the new area get ``clear``
         (area_changed). Returns the number of sockets sent the interrupt. Versions not
-        newer than the current one are ignored.
+        newer than the current one are ignored. ``prepared`` (from :meth:`prepare` for
+        this very record, else ignored) saves building the area and classifying the
+        cells it covers here; cells occupied since it was built are classified here.
         """
         old = self.alerts.get(record.id)
         if old is not None and old.record.version >= record.version:
             return 0
-        area = Area.from_coords(record.polygons, record.circles)
+        if prepared is None or prepared.record is not record:
+            prepared = Prepared(
+                record,
+                Area.from_coords(record.polygons, record.circles),
+                _wire.frame_of(frames.Interrupt(alert=record.content)),
+                {},
+            )
+        area = prepared.area
         alert = _Active(
             record=record,
             area=area,
-            frame=_wire.frame_of(frames.Interrupt(alert=record.content)),
+            frame=prepared.frame,
             # Computed at ingest, off every loop: no county geometry here.
             regions=frozenset(record.regions or ()),
             handle=next(self._handles),
+            # Taken over, not copied (tens of thousands of cells for a state): a
+            # Prepared is built for one publish.
+            inside_cells=prepared.cells,
         )
         if old is not None:
             self._rtree.delete(old.handle, old.area.bbox)

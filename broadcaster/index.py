@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from itertools import compress
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -119,18 +119,22 @@ class SocketIndex(Generic[S]):
                 if not bucket_r:
                     del self.regions[sock.region]
 
-    def _cells_in(self, bbox: tuple[float, float, float, float]) -> list[Cell]:
+    def _cells_in(
+        self, bbox: tuple[float, float, float, float], cells: Collection[Cell] | None = None
+    ) -> list[Cell]:
         min_lon, min_lat, max_lon, max_lat = bbox
         d = self.cell_deg
         y0, y1 = math.floor(min_lat / d), math.floor(max_lat / d)
         x0, x1 = math.floor(min_lon / d), math.floor(max_lon / d)
-        cells = self.cells
+        if cells is None:
+            cells = self.cells
         if (y1 - y0 + 1) * (x1 - x0 + 1) <= len(cells):
             return [(y, x) for y in range(y0, y1 + 1) for x in range(x0, x1 + 1) if (y, x) in cells]
         return [c for c in cells if y0 <= c[0] <= y1 and x0 <= c[1] <= x1]
 
-    def _cells_near(self, area: Area) -> list[Cell]:
-        """Cells in the area's box; for scattered parts, only those in a part's box.
+    def _cells_near(self, area: Area, cells: Collection[Cell] | None = None) -> list[Cell]:
+        """Cells (of ``cells``, default the occupied ones) in the area's box; for
+        scattered parts, only those in a part's box.
 
         100 tiny circles at the corners of the US have a box over the whole country:
         taking (and classifying) every cell in it would cost ~0.4 s at 300,000 sockets.
@@ -139,16 +143,27 @@ class SocketIndex(Generic[S]):
         if area.polygons is not None:
             parts.append(np.array(area.polygons.bounds))
         if len(parts) < 2:
-            return self._cells_in(area.bbox)
+            return self._cells_in(area.bbox, cells)
         b = np.array(parts)
         part_area = float(np.sum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])))
         x0, y0, x1, y1 = area.bbox
         if part_area * 4 > (x1 - x0) * (y1 - y0):
-            return self._cells_in(area.bbox)  # overlapping parts: one pass is cheaper
+            return self._cells_in(area.bbox, cells)  # overlapping parts: one pass is cheaper
         found: set[Cell] = set()
         for box in parts:
-            found.update(self._cells_in((box[0], box[1], box[2], box[3])))
+            found.update(self._cells_in((box[0], box[1], box[2], box[3]), cells))
         return list(found)
+
+    def classify_near(self, area: Area, occupied: Iterable[Cell]) -> dict[Cell, int]:
+        """The classes of the cells of ``occupied`` that :meth:`match` would look at.
+
+        Reads neither the buckets nor any other state of the index but ``cell_deg``:
+        safe in a worker thread with a snapshot of the occupied cells taken on the loop
+        (``list(index.cells)``). The result is a valid ``inside_cells`` for ``match``
+        whatever the index holds by then: a cell's class depends on the area alone, and
+        ``match`` classifies cells occupied since the snapshot itself.
+        """
+        return self.classify(area, self._cells_near(area, set(occupied)))
 
     def match(
         self, area: Area, regions: Iterable[str], inside_cells: dict[Cell, int]

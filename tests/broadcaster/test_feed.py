@@ -1,20 +1,31 @@
-"""The feed never goes deaf: bad stream entries, a killed connection, a paused Redis."""
+"""The feed never goes deaf (bad stream entries, a killed connection, a paused Redis)
+and applies versions in stream order, each once, with their areas built off the loop."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
+import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
+from typing import cast
 
 import msgspec
 import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 
+from amber_relay import geodata
+from amber_relay.model import AlertContent, AlertRecord, Info
 from amber_relay.redis_server import RedisServer
 from amber_relay.settings import Settings
+from amber_relay.store import Event, Store
+from broadcaster.feed import follow
+from broadcaster.hub import Hub, Prepared
+from broadcaster.index import Cell
 from tests.conftest import System, running_system
 from tests.support import Agency, Client, alert_doc, seconds, signed, square
 
@@ -186,3 +197,140 @@ async def test_periodic_resync_forgets_end_markers_past_retention(
                 if await clears() == []:
                     break
                 await asyncio.sleep(0.1)
+
+
+# -- areas built off the loop -----------------------------------------------------------
+
+
+def _record(alert_id: str, version: int) -> AlertRecord:
+    content = AlertContent(
+        id=alert_id,
+        version=version,
+        sent="2026-01-01T00:00:00+00:00",
+        expires="2099-01-01T00:00:00+00:00",
+        event="Child Abduction Emergency",
+        infos=[Info(headline="h")],
+    )
+    return AlertRecord(
+        id=alert_id,
+        version=version,
+        agency="txdps",
+        status="actual",
+        expires_ts=time.time() + 3600,
+        sent_ts=time.time(),
+        polygons=[square(*SA, 0.1)],
+        content=content,
+        regions=[],
+    )
+
+
+class _Sock:
+    """A hub socket that keeps the frames it is sent, decoded."""
+
+    def __init__(self, lat: float, lon: float) -> None:
+        self.lat: float | None = lat
+        self.lon: float | None = lon
+        self.region: str | None = None
+        self.cell: Cell | None = None
+        self.slot = 0
+        self.frames: list[tuple[str, object]] = []
+
+    def send(self, data: bytes) -> bool:
+        frame = json.loads(data[data.index(b"{") :])  # past the WebSocket header
+        key = "version" if frame["type"] == "interrupt" else "reason"
+        detail = frame["alert"]["version"] if key == "version" else frame.get("reason")
+        self.frames.append((frame["type"], detail))
+        return True
+
+
+class _Stream:
+    """The part of a Store the feed reads: nothing active, then one batch of events."""
+
+    def __init__(self, events: list[Event]) -> None:
+        self.batch = [(f"{i + 1}-0", e) for i, e in enumerate(events)]
+        self.drained = asyncio.Event()
+
+    async def last_event_id(self) -> str:
+        return "0-0"
+
+    async def active(self) -> dict[str, AlertRecord]:
+        return {}
+
+    async def ended(self) -> dict[str, str]:
+        return {}
+
+    async def read_events(
+        self, after: str, *, block_ms: int, count: int = 100
+    ) -> list[tuple[str, Event]]:
+        if self.batch:
+            batch, self.batch = self.batch, []
+            return batch
+        self.drained.set()  # every event of the batch was applied
+        await asyncio.Event().wait()  # a stream with nothing more: cancelled at the end
+        return []
+
+
+async def test_version_published_while_its_area_is_built_is_applied_in_order_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Version 2's area is built in a thread while the loop serves a hello (which gets
+    version 1); then versions 2 and the cancel follow in stream order, each sent once."""
+    hub = Hub(geodata.load(), cell_deg=Settings().grid_deg)
+    early = _Sock(*SA)
+    hub.hello(early, [], "n", 25.0)
+    building, release = threading.Event(), threading.Event()
+    loop_thread = threading.get_ident()
+    threads: list[int] = []
+    build = hub.prepare
+
+    def slow_prepare(record: AlertRecord, occupied: Iterable[Cell]) -> Prepared:
+        threads.append(threading.get_ident())
+        if record.version == 2:
+            building.set()
+            release.wait(seconds(10))
+        return build(record, occupied)
+
+    monkeypatch.setattr(hub, "prepare", slow_prepare)
+    stream = _Stream(
+        [
+            Event(kind="publish", id="TX-A", version=1, record=_record("TX-A", 1)),
+            Event(kind="publish", id="TX-A", version=2, record=_record("TX-A", 2)),
+            Event(kind="clear", id="TX-A", version=2, reason="cancelled"),
+        ]
+    )
+    follower = asyncio.create_task(follow(cast(Store, stream), hub, asyncio.Event()))
+    try:
+        assert await asyncio.to_thread(building.wait, seconds(10))
+        # Mid-build the loop runs, and the hub still holds version 1 as a whole.
+        late = _Sock(*SA)
+        hub.hello(late, [], "n", 25.0)
+        assert early.frames == [("welcome", None), ("interrupt", 1)]
+        assert late.frames == [("welcome", None), ("interrupt", 1)]
+        release.set()
+        async with asyncio.timeout(seconds(10)):
+            await stream.drained.wait()
+    finally:
+        release.set()
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
+    for sock in (early, late):
+        assert sock.frames == [
+            ("welcome", None),
+            ("interrupt", 1),
+            ("interrupt", 2),
+            ("clear", "cancelled"),
+        ]
+    assert threads and loop_thread not in threads
+
+
+async def test_cells_occupied_after_the_area_was_built_are_still_matched() -> None:
+    """A Prepared built before a socket's cell was occupied still reaches that socket:
+    publish classifies the cells the snapshot did not hold."""
+    hub = Hub(geodata.load(), cell_deg=Settings().grid_deg)
+    record = _record("TX-B", 1)
+    prepared = hub.prepare(record, list(hub.index.cells))  # no socket yet
+    sock = _Sock(*SA)
+    hub.index.add(sock)
+    assert hub.publish(record, prepared) == 1
+    assert sock.frames == [("interrupt", 1)]
