@@ -33,6 +33,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -273,6 +274,48 @@ async def _probe(ws: ClientConnection, offset: float, out: list[tuple[float, flo
         await asyncio.sleep(max(0.0, 0.02 - (t1 - t0)))
 
 
+async def _probes(url: str) -> None:
+    """4 probe sockets pinging, each ping's (perf_counter, ms) printed (until killed).
+
+    perf_counter is CLOCK_MONOTONIC on Linux: comparable with the parent's."""
+    probes = [await connect(url, compression=None) for _ in range(4)]
+    for ws in probes:
+        await ws.send(json.dumps({"type": "hello", "lat": 0.0, "lon": 0.0}))
+        await ws.recv()
+    lags: list[tuple[float, float]] = []
+    tasks = [asyncio.create_task(_probe(ws, i * 0.005, lags)) for i, ws in enumerate(probes)]
+    print("ready", flush=True)
+    while True:
+        await asyncio.sleep(0.05)
+        for t, lag in lags:
+            print(f"{t} {lag}", flush=True)
+        lags.clear()
+        if any(t.done() for t in tasks):
+            return
+
+
+def _start_prober(url: str, out: list[tuple[float, float]]) -> subprocess.Popen[str]:
+    """The probe process, once its sockets are connected; ``out`` fills as it pings."""
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--probe", url], stdout=subprocess.PIPE, text=True
+    )
+    ready = threading.Event()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            parts = line.split()
+            if len(parts) == 2:
+                out.append((float(parts[0]), float(parts[1])))
+            elif parts == ["ready"]:
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    ready.wait(60)
+    return proc
+
+
 async def _interrupt(ws: ClientConnection, alert_id: str) -> float:
     while True:
         frame = json.loads(await ws.recv())
@@ -306,13 +349,9 @@ async def run_live(names: list[str]) -> list[dict[str, Any]]:
         url = ready["stream_url"]
         lags: list[tuple[float, float]] = []
         async with httpx.AsyncClient(base_url=ready["api_url"], timeout=60) as http:
-            probes = [await connect(url, compression=None) for _ in range(4)]
-            for ws in probes:
-                await ws.send(json.dumps({"type": "hello", "lat": 0.0, "lon": 0.0}))
-                await ws.recv()
-            tasks = [
-                asyncio.create_task(_probe(ws, i * 0.005, lags)) for i, ws in enumerate(probes)
-            ]
+            # The probes run in a process of their own: on this loop they would count
+            # this process's stalls (posting an 800 KB body: ~50 ms) as the broadcaster's.
+            prober = await asyncio.to_thread(_start_prober, url, lags)
             client = await connect(url, compression=None)
             await client.send(json.dumps({"type": "hello", "lat": CLIENT[0], "lon": CLIENT[1]}))
             await client.recv()
@@ -369,10 +408,9 @@ async def run_live(names: list[str]) -> list[dict[str, Any]]:
                 print(json.dumps(row), flush=True)
                 if witness is not None:
                     await witness.close()
-            for t in tasks:
-                t.cancel()
-            for ws in [*probes, client]:
-                await ws.close()
+            prober.terminate()
+            prober.wait(10)
+            await client.close()
     finally:
         proc.stop()
     return rows
@@ -442,7 +480,11 @@ def main() -> None:
     parser.add_argument("--jurisdiction", default="US", help="ingest agency's, e.g. US or 48")
     parser.add_argument("--publish", type=int, metavar="N", help="also Hub.publish vs N sockets")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--probe", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.probe:
+        asyncio.run(_probes(args.probe))
+        return
     if args.child:
         print(json.dumps(ingest_one(args.child, args.jurisdiction.split(","))))
         return
