@@ -37,90 +37,42 @@ import asyncio
 import contextlib
 import logging
 import os
-import resource
-import signal
 import socket
 import subprocess
 import sys
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import msgspec
 
-from amber_relay import cap, errors, ingest
-from amber_relay._children import _die_with_parent
+from amber_relay import cap, ingest
 from amber_relay.agencies import Agency
-from amber_relay.errors import Busy, Invalid, Rejected
-from amber_relay.geodata import GeoData
-from amber_relay.model import AlertIn, AlertRecord
+from amber_relay.errors import Busy, Invalid
+from amber_relay.model import AlertIn
 from amber_relay.settings import Settings
+
+from ._check_child import (
+    LEN,
+    REJECTED,
+    CapParsed,
+    Checked,
+    Failed,
+    OutOfMemory,
+    ParseCap,
+    Parsed,
+    ParseJson,
+    R,
+    Refused,
+    Reply,
+    Request,
+    Validate,
+    encode,
+    framed,
+)
 
 __all__ = ["ValidatorPool"]
 
 log = logging.getLogger("amber_relay.validator")
-
-# -- the wire: requests and replies, msgpack ------------------------------------------
-
-
-class _ParseJson(msgspec.Struct, frozen=True, tag="json"):
-    body: bytes
-
-
-class _ParseCap(msgspec.Struct, frozen=True, tag="cap"):
-    body: bytes
-
-
-class _Validate(msgspec.Struct, frozen=True, tag="validate"):
-    alert: AlertIn
-    agency: Agency
-    now: float
-    alert_id: str | None
-
-
-class _Parsed(msgspec.Struct, frozen=True, tag="parsed"):
-    alert: AlertIn
-
-
-class _CapParsed(msgspec.Struct, frozen=True, tag="cap_parsed"):
-    message: cap.CapMessage
-
-
-class _Checked(msgspec.Struct, frozen=True, tag="checked"):
-    record: AlertRecord
-    warnings: list[str]
-
-
-class _Refused(msgspec.Struct, frozen=True, tag="refused"):
-    kind: str
-    """The class name of the Rejected raised (Invalid, Forbidden...)."""
-    code: str
-    reason: str
-
-
-class _OutOfMemory(msgspec.Struct, frozen=True, tag="memory"):
-    pass
-
-
-class _Failed(msgspec.Struct, frozen=True, tag="failed"):
-    error: str
-    """An unexpected exception (a bug): the caller raises RuntimeError, a 500 as before."""
-
-
-_Request = _ParseJson | _ParseCap | _Validate
-_Reply = _Parsed | _CapParsed | _Checked | _Refused | _OutOfMemory | _Failed
-_REJECTED: dict[str, type[Rejected]] = {
-    c.__name__: c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, Rejected)
-}
-_enc = msgspec.msgpack.Encoder()
-_LEN = 4
-R = TypeVar("R", _Parsed, _CapParsed, _Checked)
-
-
-def _frame(payload: bytes) -> bytes:
-    return len(payload).to_bytes(_LEN, "big") + payload
-
 
 # -- the serving process's side -------------------------------------------------------
 
@@ -135,7 +87,7 @@ class _Child:
 
     async def wait_loaded(self) -> None:
         if not self.loaded:
-            await self.reader.readexactly(_LEN)  # an empty frame
+            await self.reader.readexactly(LEN)  # an empty frame
             self.loaded = True
 
 
@@ -149,13 +101,13 @@ class ValidatorPool:
     def __init__(self, settings: Settings) -> None:
         self.timeout_s = settings.ingest_timeout_s
         self._settings = settings
-        self._hello = _frame(_enc.encode(settings))
+        self._hello = framed(encode(settings))
         self._slots = asyncio.Semaphore(settings.ingest_max_concurrent)
         self._idle: list[_Child] = []
         self._children: set[_Child] = set()
-        self._calls: set[asyncio.Task[_Reply]] = set()
+        self._calls: set[asyncio.Task[Reply]] = set()
         self._closed = False
-        self._dec: msgspec.msgpack.Decoder[_Reply] = msgspec.msgpack.Decoder(_Reply)
+        self._dec: msgspec.msgpack.Decoder[Reply] = msgspec.msgpack.Decoder(Reply)
         # The child imports this very package (same code as the server's).
         root = str(Path(__file__).resolve().parent.parent)
         path = os.environ.get("PYTHONPATH")
@@ -193,11 +145,11 @@ class ValidatorPool:
     async def parse_json(self, body: bytes) -> AlertIn:
         """:func:`amber_relay.ingest.parse_json` in a child; raises what it raises, or
         ``Busy`` / ``Invalid`` as the module docstring says."""
-        return (await self._call(_ParseJson(body), _Parsed)).alert
+        return (await self._call(ParseJson(body), Parsed)).alert
 
     async def parse_cap(self, body: bytes) -> cap.CapMessage:
         """:func:`amber_relay.cap.parse_cap` (the settings' limits) in a child."""
-        return (await self._call(_ParseCap(body), _CapParsed)).message
+        return (await self._call(ParseCap(body), CapParsed)).message
 
     async def validate(
         self, alert: AlertIn, agency: Agency, *, now: float, alert_id: str | None = None
@@ -205,7 +157,7 @@ class ValidatorPool:
         """:func:`amber_relay.ingest.validate` (shipped geodata, the settings) in a child."""
         # The child needs the agency's id and jurisdiction, not its secret.
         agency = Agency(agency.id, "", agency.jurisdiction, agency.name)
-        reply = await self._call(_Validate(alert, agency, now, alert_id), _Checked)
+        reply = await self._call(Validate(alert, agency, now, alert_id), Checked)
         return ingest.Validated(reply.record, reply.warnings)
 
     async def close(self) -> None:
@@ -218,7 +170,7 @@ class ValidatorPool:
         for child in list(self._children):
             await self._retire(child)
 
-    async def _call(self, request: _Request, kind: type[R]) -> R:
+    async def _call(self, request: Request, kind: type[R]) -> R:
         """One request, answered within ``timeout_s`` (see the module docstring).
 
         Cancellation: the caller stops waiting; the exchange goes on and frees its
@@ -236,26 +188,26 @@ class ValidatorPool:
                 f"alert checks are all busy; none freed within {self.timeout_s:g} s",
                 code="ingest_busy",
             ) from None
-        call = asyncio.create_task(self._exchange(_frame(_enc.encode(request)), deadline))
+        call = asyncio.create_task(self._exchange(framed(encode(request)), deadline))
         self._calls.add(call)
         call.add_done_callback(self._done)
         reply = await asyncio.shield(call)
         if isinstance(reply, kind):
             return reply
-        if isinstance(reply, _Refused):
-            cls = _REJECTED.get(reply.kind, Invalid)
+        if isinstance(reply, Refused):
+            cls = REJECTED.get(reply.kind, Invalid)
             raise cls(reply.reason, code=reply.code)
-        if isinstance(reply, _Failed):
+        if isinstance(reply, Failed):
             raise RuntimeError(f"alert check failed in its process: {reply.error}")
         raise RuntimeError(f"alert check process answered {type(reply).__name__}")
 
-    def _done(self, call: asyncio.Task[_Reply]) -> None:
+    def _done(self, call: asyncio.Task[Reply]) -> None:
         self._calls.discard(call)
         self._slots.release()
         if not call.cancelled():
             call.exception()  # retrieved: a caller that went away no longer awaits it
 
-    async def _exchange(self, frame: bytes, deadline: float) -> _Reply:
+    async def _exchange(self, frame: bytes, deadline: float) -> Reply:
         """Send ``frame`` to an idle (or new) child and read its reply by ``deadline``."""
         if self._closed:  # closed while this call waited for a slot
             raise Busy("the server is stopping", code="ingest_busy")
@@ -271,7 +223,7 @@ class ValidatorPool:
                 child.writer.write(frame)
                 await child.writer.drain()
                 await child.wait_loaded()
-                size = int.from_bytes(await child.reader.readexactly(_LEN), "big")
+                size = int.from_bytes(await child.reader.readexactly(LEN), "big")
                 data = await child.reader.readexactly(size)
         except TimeoutError:
             log.warning(
@@ -293,7 +245,7 @@ class ValidatorPool:
             await self._retire(child)
             raise
         reply = self._dec.decode(data)
-        if isinstance(reply, _OutOfMemory):
+        if isinstance(reply, OutOfMemory):
             await self._retire(child, replace=True)
             limit_mib = self._settings.ingest_memory_limit_bytes // (1024 * 1024)
             raise Invalid(
@@ -350,7 +302,7 @@ def _popen(fd: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     # From the loop's thread, on purpose: the child's parent-death signal is tied to the
     # thread that starts it. Quick (vfork + exec: no preexec_fn), so not worth a thread.
     return subprocess.Popen(
-        [sys.executable, "-m", "broadcaster._validator", str(fd), str(os.getpid())],
+        [sys.executable, "-m", "broadcaster._check_child", str(fd), str(os.getpid())],
         pass_fds=(fd,),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,  # the server's stdout carries its ready line
@@ -362,89 +314,3 @@ def _popen(fd: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
 def _kill(child: _Child) -> None:
     if child.proc.poll() is None:
         child.proc.kill()
-
-
-# -- the child's side -----------------------------------------------------------------
-
-
-def _recv(sock: socket.socket) -> bytes | None:
-    """One frame, or None at the end of the stream (the server closed it)."""
-    head = _recv_exactly(sock, _LEN)
-    return None if head is None else _recv_exactly(sock, int.from_bytes(head, "big"))
-
-
-def _recv_exactly(sock: socket.socket, n: int) -> bytes | None:
-    buf = bytearray(n)
-    view, got = memoryview(buf), 0
-    while got < n:
-        k = sock.recv_into(view[got:])
-        if k == 0:
-            return None
-        got += k
-    return bytes(buf)
-
-
-def _reply(
-    frame: bytes, dec: msgspec.msgpack.Decoder[_Request], geo: GeoData, s: Settings
-) -> bytes:
-    try:
-        return _frame(_enc.encode(_answer(dec.decode(frame), geo, s)))
-    except MemoryError:  # decoding the request or encoding the reply
-        return _frame(_enc.encode(_OutOfMemory()))
-
-
-def _answer(request: _Request, geo: GeoData, settings: Settings) -> _Reply:
-    try:
-        if isinstance(request, _ParseJson):
-            return _Parsed(ingest.parse_json(request.body))
-        if isinstance(request, _ParseCap):
-            return _CapParsed(
-                cap.parse_cap(
-                    request.body,
-                    max_vertices=settings.max_vertices,
-                    accepted_event_codes=settings.accepted_event_codes,
-                    default_lifetime_s=settings.cap_default_lifetime_s,
-                )
-            )
-        v = ingest.validate(
-            request.alert,
-            request.agency,
-            geo,
-            settings,
-            now=request.now,
-            alert_id=request.alert_id,
-        )
-        return _Checked(v.record, v.warnings)
-    except Rejected as exc:
-        return _Refused(type(exc).__name__, exc.code, exc.reason)
-    except MemoryError:
-        return _OutOfMemory()
-    except Exception as exc:
-        if "bad_alloc" in str(exc):  # GEOS reports a failed C++ allocation as GEOSException
-            return _OutOfMemory()
-        traceback.print_exc()
-        return _Failed(f"{type(exc).__name__}: {exc}"[:500])
-
-
-def _child_main(fd: int, parent: int) -> None:
-    """Serve requests on the socket ``fd`` until the server closes it or dies."""
-    _die_with_parent(parent, signal.SIGKILL)
-    sock = socket.socket(fileno=fd)
-    hello = _recv(sock)
-    if hello is None:
-        return
-    settings = msgspec.msgpack.decode(hello, type=Settings)
-    limit = settings.ingest_memory_limit_bytes
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    from amber_relay import geodata
-
-    geo = geodata.load()
-    geo.counties_touching(None, [])  # the county R-tree (~90 ms): not the first alert's cost
-    sock.sendall(_frame(b""))  # loaded
-    dec = msgspec.msgpack.Decoder(_Request)
-    while (frame := _recv(sock)) is not None:
-        sock.sendall(_reply(frame, dec, geo, settings))
-
-
-if __name__ == "__main__":
-    _child_main(int(sys.argv[1]), int(sys.argv[2]))

@@ -81,7 +81,7 @@ def validators_of(parent: int) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if int(stat[1]) == parent and b"broadcaster._validator" in cmdline and stat[0] != "Z":
+        if int(stat[1]) == parent and b"broadcaster._check_child" in cmdline and stat[0] != "Z":
             found.append(int(entry.name))
     return found
 
