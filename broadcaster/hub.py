@@ -13,8 +13,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
 
 from rtree import index as rtree_index
 
@@ -25,72 +23,19 @@ from amber_relay.model import AlertRecord
 from amber_relay.store import Event
 
 from . import _wire
+from ._hub_types import Answer, ClearReason, Prepared, Socket, _Active
 from .index import Cell, SocketIndex
 
 __all__ = ["Answer", "Hub", "Prepared", "Socket"]
 
 log = logging.getLogger("amber_relay.hub")
 
-ClearReason = Literal["cancelled", "expired", "area_changed"]
 # Up to this many active alerts, hello/move scan them instead of querying the R-tree.
 _SCAN_MAX = 16
 StatKey = tuple[str, int, str]
 # Versions before the current one whose "sent" sets are kept for acks: a user may tap
 # a button on version 1 just as version 2 arrives.
 _EARLIER_VERSIONS = 4
-
-
-@dataclass(frozen=True)
-class Answer:
-    """The alerts to show and the alerts to take down, for one place and seen list."""
-
-    alerts: list[AlertRecord]
-    clears: list[tuple[str, ClearReason]]
-
-
-class Socket(Protocol):
-    """An open, hello'd client connection as the hub sees it."""
-
-    lat: float | None
-    lon: float | None
-    region: str | None
-    cell: Cell | None
-    slot: int
-
-    def send(self, data: bytes) -> bool:
-        """Queue bytes on the transport without waiting; false if the socket is closed."""
-        ...
-
-
-@dataclass(frozen=True, eq=False)
-class Prepared:
-    """The pure part of publishing one record, built by :meth:`Hub.prepare` off the loop."""
-
-    record: AlertRecord
-    area: Area
-    frame: bytes
-    cells: dict[Cell, int]
-    """Classes of the cells occupied when it was built; :meth:`Hub.publish` takes this
-    dict over as the alert's ``inside_cells`` (a Prepared serves one publish)."""
-
-
-@dataclass(eq=False)
-class _Active:
-    record: AlertRecord
-    area: Area
-    frame: bytes
-    regions: frozenset[str]
-    handle: int
-    got: set[Socket] = field(default_factory=set)
-    """Sockets sent the current version on their connection: the only ones whose acks count."""
-    claims: set[Socket] = field(default_factory=set)
-    """Sockets not in ``got`` whose hello said they show this alert: they get its
-    cancel or update, but a claim is not a delivery and their acks never count."""
-    earlier: dict[int, set[Socket]] = field(default_factory=dict)
-    """``got`` of the previous versions (at most ``_EARLIER_VERSIONS``), for late acks."""
-    acked: dict[tuple[int, str], set[Socket]] = field(default_factory=dict)
-    """(version, event) -> sockets whose ack already counted: one per socket."""
-    inside_cells: dict[Cell, int] = field(default_factory=dict)
 
 
 class Hub:
