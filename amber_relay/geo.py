@@ -20,7 +20,7 @@ from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 
 from .errors import Invalid
-from .model import Circle
+from .model import Circle, Position
 
 __all__ = [
     "EARTH_RADIUS_KM",
@@ -218,19 +218,24 @@ def repair(geom: BaseGeometry) -> tuple[BaseGeometry, str | None]:
     return fixed, str(reason)
 
 
-def to_multipolygon_coords(geom: BaseGeometry | None) -> list[list[list[list[float]]]]:
+def to_multipolygon_coords(geom: BaseGeometry | None) -> list[list[list[Position]]]:
     """GeoJSON MultiPolygon coordinates of a polygonal geometry (empty list for none)."""
     if geom is None or geom.is_empty:
         return []
     polys = [geom] if isinstance(geom, Polygon) else list(getattr(geom, "geoms", []))
-    out: list[list[list[list[float]]]] = []
+    out: list[list[list[Position]]] = []
     for p in polys:
         if not isinstance(p, Polygon) or p.is_empty:
             continue
         rings = [p.exterior, *p.interiors]
-        # Through numpy: a Python loop over the coordinates took ~1 s for Alaska.
-        out.append([shapely.get_coordinates(r).tolist() for r in rings])
+        out.append([_positions(r) for r in rings])
     return out
+
+
+def _positions(ring: BaseGeometry) -> list[Position]:
+    # Through numpy: a Python loop over the coordinates took ~1 s for Alaska.
+    xy = shapely.get_coordinates(ring)
+    return list(zip(xy[:, 0].tolist(), xy[:, 1].tolist(), strict=True))
 
 
 @dataclass(eq=False)
@@ -275,7 +280,7 @@ class Area:
 
     @classmethod
     def from_coords(
-        cls, polygons: list[list[list[list[float]]]], circles: Sequence[Circle]
+        cls, polygons: Sequence[Sequence[Sequence[Sequence[float]]]], circles: Sequence[Circle]
     ) -> Area:
         """Rebuild from stored MultiPolygon coordinates (already validated).
 

@@ -228,11 +228,18 @@ class AlertContent(Struct, frozen=True, kw_only=True, omit_defaults=True):
         return self.infos[0].headline if self.infos else ""
 
 
+Position = tuple[float, float]
+"""(lon, lat) of a stored area. A tuple, not a list: msgspec decodes a tuple of floats
+untracked by the cyclic GC, so a whole state's record (170,000 vertices) neither costs a
+collection pass while it is decoded nor burdens every later one (48 ms -> 2.5 ms for a
+full collection with three Alaska records held; decoding 44 -> 32 ms)."""
+
+
 class AlertRecord(Struct, frozen=True, kw_only=True):
     """One stored version of an alert: content, resolved area, lifecycle times.
 
     ``polygons`` is the resolved area (geometry, SAME counties) as MultiPolygon
-    coordinates ``[[[lon, lat], ...]]``; circles stay circles so they are matched by
+    coordinates ``[[(lon, lat), ...]]``; circles stay circles so they are matched by
     haversine distance, not a degree buffer (repeats and circles inside others are
     dropped at ingest).
     """
@@ -243,7 +250,7 @@ class AlertRecord(Struct, frozen=True, kw_only=True):
     status: Status
     expires_ts: float
     sent_ts: float
-    polygons: list[list[list[list[float]]]]
+    polygons: list[list[list[Position]]]
     circles: list[Circle] = []
     same: list[str] = []
     content: AlertContent

@@ -53,6 +53,11 @@ def square(lat: float, lon: float, half_deg: float) -> list[list[list[float]]]:
     return [[[w, s], [e, s], [e, n], [w, n], [w, s]]]
 
 
+def stored_square(lat: float, lon: float, half_deg: float) -> list[list[tuple[float, float]]]:
+    """:func:`square` as a stored record holds it: (lon, lat) tuples."""
+    return [[(x, y) for x, y in ring] for ring in square(lat, lon, half_deg)]
+
+
 def alert_doc(
     identifier: str,
     *,

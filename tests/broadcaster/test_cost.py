@@ -21,7 +21,16 @@ from amber_relay.store import Store
 from broadcaster.hub import Hub
 from tests.amber_relay.test_bounded import star
 from tests.conftest import System, running_system
-from tests.support import Agency, Client, ServerProcess, alert_doc, seconds, signed, square
+from tests.support import (
+    Agency,
+    Client,
+    ServerProcess,
+    alert_doc,
+    seconds,
+    signed,
+    square,
+    stored_square,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -193,7 +202,7 @@ async def test_hub_files_alerts_by_carried_region_across_versions_and_clears() -
             status="actual",
             expires_ts=time.time() + 3600,
             sent_ts=time.time(),
-            polygons=[square(29.3, -98.6, 0.05)],
+            polygons=[stored_square(29.3, -98.6, 0.05)],
             content=content,
             regions=regions,
         )

@@ -27,7 +27,7 @@ from broadcaster.feed import follow
 from broadcaster.hub import Hub, Prepared
 from broadcaster.index import Cell
 from tests.conftest import System, running_system
-from tests.support import Agency, Client, alert_doc, seconds, signed, square
+from tests.support import Agency, Client, alert_doc, seconds, signed, square, stored_square
 
 pytestmark = pytest.mark.asyncio
 
@@ -218,7 +218,7 @@ def _record(alert_id: str, version: int) -> AlertRecord:
         status="actual",
         expires_ts=time.time() + 3600,
         sent_ts=time.time(),
-        polygons=[square(*SA, 0.1)],
+        polygons=[stored_square(*SA, 0.1)],
         content=content,
         regions=[],
     )
