@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
+from amber_relay.model import AlertContent, AlertRecord, Info
 from amber_relay.signing import signature_header
 
 __all__ = [
@@ -53,9 +54,35 @@ def square(lat: float, lon: float, half_deg: float) -> list[list[list[float]]]:
     return [[[w, s], [e, s], [e, n], [w, n], [w, s]]]
 
 
-def stored_square(lat: float, lon: float, half_deg: float) -> list[list[tuple[float, float]]]:
-    """:func:`square` as a stored record holds it: (lon, lat) tuples."""
-    return [[(x, y) for x, y in ring] for ring in square(lat, lon, half_deg)]
+def stored_record(
+    alert_id: str,
+    version: int,
+    *,
+    centre: tuple[float, float],
+    half_deg: float,
+    regions: list[str],
+) -> AlertRecord:
+    """A stored version of a TX alert over a lat/lon square, as the feed delivers it."""
+    content = AlertContent(
+        id=alert_id,
+        version=version,
+        sent="2026-01-01T00:00:00+00:00",
+        expires="2099-01-01T00:00:00+00:00",
+        event="Child Abduction Emergency",
+        infos=[Info(headline="h")],
+    )
+    ring = [(x, y) for x, y in square(*centre, half_deg)[0]]
+    return AlertRecord(
+        id=alert_id,
+        version=version,
+        agency="txdps",
+        status="actual",
+        expires_ts=time.time() + 3600,
+        sent_ts=time.time(),
+        polygons=[[ring]],
+        content=content,
+        regions=regions,
+    )
 
 
 def alert_doc(

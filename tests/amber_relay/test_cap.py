@@ -175,6 +175,13 @@ def test_parse_cap_areas_are_unioned_and_first_area_describes() -> None:
     assert msg.warnings == []
 
 
+def _with_geocode(name: str, value: str, extra: str = "") -> bytes:
+    """The polygon-only message with one more area: ``extra`` and one geocode."""
+    geocode = f"<geocode><valueName>{name}</valueName><value>{value}</value></geocode>"
+    area = f"<area><areaDesc>more</areaDesc>{extra}{geocode}</area>"
+    return _variant("polygon_only", "<area>", area + "<area>")
+
+
 @pytest.mark.parametrize(
     ("name", "value", "same"),
     [
@@ -188,10 +195,7 @@ def test_parse_cap_fips6_and_ugc_county_codes_resolve_as_same(
     name: str, value: str, same: str
 ) -> None:
     """FIPS6 and UGC county geocodes (NWS) are read as the SAME code of that county."""
-    geocode = f"<geocode><valueName>{name}</valueName><value>{value}</value></geocode>"
-    area = f"<area><areaDesc>county</areaDesc>{geocode}</area>"
-    body = _variant("polygon_only", "<area>", area + "<area>")
-    alert = parse_cap(body, max_vertices=MAX_VERTICES).alert
+    alert = parse_cap(_with_geocode(name, value), max_vertices=MAX_VERTICES).alert
     assert alert is not None and alert.area.same == [same]
 
 
@@ -203,9 +207,7 @@ def test_parse_cap_ugc_zones_and_bad_county_codes_are_ignored_with_a_warning(
     name: str, value: str, label: str
 ) -> None:
     """UGC zone codes, unknown states and malformed FIPS6 values are warned about, not resolved."""
-    geocode = f"<geocode><valueName>{name}</valueName><value>{value}</value></geocode>"
-    area = f"<area><areaDesc>zone</areaDesc><circle>33.5,-101.9 1</circle>{geocode}</area>"
-    body = _variant("polygon_only", "<area>", area + "<area>")
+    body = _with_geocode(name, value, "<circle>33.5,-101.9 1</circle>")
     msg = parse_cap(body, max_vertices=MAX_VERTICES)
     assert msg.alert is not None and msg.alert.area.same == []
     assert any(f"1 {label!r} geocode(s) ignored" in w for w in msg.warnings), msg.warnings

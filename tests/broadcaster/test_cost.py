@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest_asyncio
 from redis.asyncio import Redis
 
 from amber_relay import geodata, ingest
-from amber_relay.model import AlertContent, AlertRecord, Info
+from amber_relay.model import AlertRecord
 from amber_relay.redis_server import RedisServer
 from amber_relay.settings import Settings
 from amber_relay.store import Store
@@ -29,7 +28,7 @@ from tests.support import (
     seconds,
     signed,
     square,
-    stored_square,
+    stored_record,
 )
 
 pytestmark = pytest.mark.asyncio
@@ -187,25 +186,7 @@ async def test_hub_files_alerts_by_carried_region_across_versions_and_clears() -
     """Region lookups follow each version's carried regions and forget cleared alerts."""
 
     def record(version: int, regions: list[str]) -> AlertRecord:
-        content = AlertContent(
-            id="TX-R",
-            version=version,
-            sent="2026-01-01T00:00:00+00:00",
-            expires="2099-01-01T00:00:00+00:00",
-            event="Child Abduction Emergency",
-            infos=[Info(headline="h")],
-        )
-        return AlertRecord(
-            id="TX-R",
-            version=version,
-            agency="txdps",
-            status="actual",
-            expires_ts=time.time() + 3600,
-            sent_ts=time.time(),
-            polygons=[stored_square(29.3, -98.6, 0.05)],
-            content=content,
-            regions=regions,
-        )
+        return stored_record("TX-R", version, centre=(29.3, -98.6), half_deg=0.05, regions=regions)
 
     hub = Hub(geodata.load(), cell_deg=0.125)
     hub.publish(record(1, ["48029", "48091"]))

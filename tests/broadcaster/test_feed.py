@@ -19,7 +19,7 @@ import pytest_asyncio
 from redis.asyncio import Redis
 
 from amber_relay import geodata
-from amber_relay.model import AlertContent, AlertRecord, Info
+from amber_relay.model import AlertRecord
 from amber_relay.redis_server import RedisServer
 from amber_relay.settings import Settings
 from amber_relay.store import Event, Store
@@ -27,7 +27,7 @@ from broadcaster.feed import follow
 from broadcaster.hub import Hub, Prepared
 from broadcaster.index import Cell
 from tests.conftest import System, running_system
-from tests.support import Agency, Client, alert_doc, seconds, signed, square, stored_square
+from tests.support import Agency, Client, alert_doc, seconds, signed, square, stored_record
 
 pytestmark = pytest.mark.asyncio
 
@@ -203,25 +203,7 @@ async def test_periodic_resync_forgets_end_markers_past_retention(
 
 
 def _record(alert_id: str, version: int) -> AlertRecord:
-    content = AlertContent(
-        id=alert_id,
-        version=version,
-        sent="2026-01-01T00:00:00+00:00",
-        expires="2099-01-01T00:00:00+00:00",
-        event="Child Abduction Emergency",
-        infos=[Info(headline="h")],
-    )
-    return AlertRecord(
-        id=alert_id,
-        version=version,
-        agency="txdps",
-        status="actual",
-        expires_ts=time.time() + 3600,
-        sent_ts=time.time(),
-        polygons=[stored_square(*SA, 0.1)],
-        content=content,
-        regions=[],
-    )
+    return stored_record(alert_id, version, centre=SA, half_deg=0.1, regions=[])
 
 
 class _Sock:
