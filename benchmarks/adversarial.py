@@ -49,6 +49,7 @@ from amber_relay.agencies import Agency, load_agencies  # noqa: E402
 from amber_relay.errors import Rejected  # noqa: E402
 from amber_relay.redis_server import free_port  # noqa: E402
 from amber_relay.settings import Settings  # noqa: E402
+from benchmarks.match_bench import Point  # noqa: E402
 from tests.support import Agency as AgencyRef  # noqa: E402
 from tests.support import ServerProcess, alert_doc, signed, square  # noqa: E402
 
@@ -419,20 +420,6 @@ async def run_live(names: list[str]) -> list[dict[str, Any]]:
 # -- publish: Hub.publish of each accepted shape against N sockets, in process -------
 
 
-class _Sock:
-    __slots__ = ("cell", "lat", "lon", "region", "slot")
-
-    def __init__(self, lat: float, lon: float) -> None:
-        self.lat: float | None = lat
-        self.lon: float | None = lon
-        self.region: str | None = None
-        self.cell: tuple[int, int] | None = None
-        self.slot = 0
-
-    def send(self, data: bytes) -> bool:
-        return True
-
-
 def run_publish(names: list[str], sockets: int) -> None:
     """What applying each shape costs a broadcaster's loop: sockets uniform over the US."""
     import random
@@ -444,7 +431,7 @@ def run_publish(names: list[str], sockets: int) -> None:
     s, geo = Settings(), geodata.load()
     table = shapes(s, geo)
     rng = random.Random(1)
-    socks = [_Sock(rng.uniform(25, 49), rng.uniform(-124, -67)) for _ in range(sockets)]
+    socks = [Point(rng.uniform(25, 49), rng.uniform(-124, -67)) for _ in range(sockets)]
     agency = Agency(id="bench", secret="x" * 32, jurisdiction=("US",))
     for name in names:
         body = json.dumps(_doc("PUB-" + name, table[name][0])).encode()

@@ -18,28 +18,18 @@ import argparse
 import asyncio
 import gc
 import random
+import sys
 import time
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from amber_relay import geodata
 from amber_relay.geo import Area
+from benchmarks.match_bench import Point
 from broadcaster import reach
 from broadcaster.hub import Hub
-from broadcaster.index import Cell
-
-
-class _Sock:
-    __slots__ = ("cell", "lat", "lon", "region", "slot")
-
-    def __init__(self, lat: float, lon: float) -> None:
-        self.lat: float | None = lat
-        self.lon: float | None = lon
-        self.region: str | None = None
-        self.cell: Cell | None = None
-        self.slot = -1
-
-    def send(self, data: bytes) -> bool:
-        return True
 
 
 async def _longest_gap_ms(work: asyncio.Future[Any] | None, idle_s: float = 0.3) -> float:
@@ -76,7 +66,7 @@ def main() -> None:
     geo = geodata.load()
     hub = Hub(geo, cell_deg=0.125)
     for _ in range(args.points):
-        hub.index.add(_Sock(rng.uniform(25, 49), rng.uniform(-124, -67)))
+        hub.index.add(Point(rng.uniform(25, 49), rng.uniform(-124, -67)))
     gc.freeze()  # as the server does for its long-lived objects
     asyncio.run(_publish_cost(hub))
     snap = reach.snapshot_of(hub, "bench", time.time())

@@ -128,12 +128,8 @@ class Hub:
         if old is not None and old.record.version >= record.version:
             return 0
         if prepared is None or prepared.record is not record:
-            prepared = Prepared(
-                record,
-                Area.from_coords(record.polygons, record.circles),
-                _wire.frame_of(frames.Interrupt(alert=record.content)),
-                {},
-            )
+            # Built here, on the loop; the cells it covers are classified as they are matched.
+            prepared = self.prepare(record, ())
         area = prepared.area
         alert = _Active(
             record=record,

@@ -31,6 +31,23 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
+def start_replica(tmp_path: Path, primary: RedisServer) -> RedisServer:
+    """A started replica of ``primary`` (no AOF), syncing without the diskless delay."""
+    replica = RedisServer(
+        tmp_path / "replica",
+        appendonly=False,
+        extra_args=[
+            "--replicaof",
+            "127.0.0.1",
+            str(primary.port),
+            "--repl-diskless-sync-delay",
+            "0",
+        ],
+    )
+    replica.start()
+    return replica
+
+
 async def wait_replica_online(primary_url: str) -> None:
     """Until the primary lists one replica online that acknowledges writes (bounded)."""
     client = Redis.from_url(primary_url)
@@ -69,18 +86,7 @@ async def test_unreplicated_write_is_503_and_the_idempotent_retry_is_202(
         assert r.json()["code"] == "store_not_replicated"
         assert r.headers["retry-after"] == "1"
 
-        replica = RedisServer(
-            tmp_path / "replica",
-            appendonly=False,
-            extra_args=[
-                "--replicaof",
-                "127.0.0.1",
-                str(own_redis.port),
-                "--repl-diskless-sync-delay",
-                "0",
-            ],
-        )
-        replica.start()
+        replica = start_replica(tmp_path, own_redis)
         try:
             await wait_replica_online(own_redis.url)
             # The retry: the same alert with a fresh signature (a later t).
@@ -99,18 +105,7 @@ async def test_replicated_write_is_202_at_once(
     own_redis: RedisServer, settings: Settings, agency: Agency, tmp_path: Path
 ) -> None:
     """With a replica online, a new alert is answered 202 and delivered."""
-    replica = RedisServer(
-        tmp_path / "replica",
-        appendonly=False,
-        extra_args=[
-            "--replicaof",
-            "127.0.0.1",
-            str(own_redis.port),
-            "--repl-diskless-sync-delay",
-            "0",
-        ],
-    )
-    replica.start()
+    replica = start_replica(tmp_path, own_redis)
     try:
         await wait_replica_online(own_redis.url)
         local = settings.replace(redis_url=own_redis.url, redis_min_replicas=1)
@@ -129,12 +124,7 @@ async def test_cap_message_link_is_written_before_the_wait(
 ) -> None:
     """A CAP message's link to its alert is written before the WAIT of its 202, so a
     replica acknowledging that WAIT holds it (an Update after a failover finds it)."""
-    replica = RedisServer(
-        tmp_path / "replica",
-        appendonly=False,
-        extra_args=["--replicaof", "127.0.0.1", str(own_redis.port)],
-    )
-    replica.start()
+    replica = start_replica(tmp_path, own_redis)
     watcher = Redis.from_url(own_redis.url, decode_responses=True)
     seen: list[str] = []
     try:
